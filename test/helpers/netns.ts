@@ -8,9 +8,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { execa, type Options, type Result } from "execa";
 
+/** The part of a tap `Test` these helpers use. */
 type Tap = {
   teardown(fn: () => unknown): void;
-  skip(message?: string): void;
 };
 
 /** `true` when integration tests can run (root). */
