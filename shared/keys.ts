@@ -65,9 +65,7 @@ function checkKey(key: string): string {
 /** Keys are built from a VM's native address; anything else (a `/`, a name) would make a different key. */
 function checkAddress(n: string): string {
   if (!isIPv4(n) && !isIPv6(n)) {
-    throw new InvalidInputError(
-      `Cannot build a QubesDB key for "${checkAddress(n)}": not an IPv4 or IPv6 address`,
-    );
+    throw new InvalidInputError(`Cannot build a QubesDB key for "${n}": not an IPv4 or IPv6 address`);
   }
   return n;
 }
