@@ -1,0 +1,3 @@
+export { APPVMS_DIR, FilePool } from "./file-pool.js";
+export { LvmThinPool, lvName, runLvm } from "./lvm-pool.js";
+export * from "./pool.js";
