@@ -1,0 +1,3 @@
+export async function runDemo(_dir: string): Promise<number> {
+  return 1;
+}

@@ -1,0 +1,280 @@
+/**
+ * `lab up`: applies the plan. Each thing is recorded in lab.json before it is
+ * created. A step that fails (often: a piece of the project that is not built
+ * yet) is reported with its reason and the build goes on, so `check` can say
+ * exactly which probes that breaks; nothing is ever faked.
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { describeError, SystemError } from "../../shared/errors.js";
+import { dom0Env, planDom0Commands, readNativeIp, runDom0 } from "./dom0.js";
+import { addVif, enableForwarding, wireNetVm } from "./links.js";
+import { checkHost } from "./preflight.js";
+import { readKey } from "./qubesdb.js";
+import { type LabState, loadState, recordBefore, saveState } from "./state.js";
+import { addNetns, ipJsonIn, netnsExists, runIn, spawnDetached, waitUntil } from "./system.js";
+import { nodeCommand } from "./tools.js";
+import {
+  clientsOf,
+  type LabOptions,
+  type LabPlan,
+  natNamespaceOf,
+  planTopology,
+  VM_MAC,
+  vmOf,
+} from "./topology.js";
+
+export type Say = (line: string) => void;
+
+/** Picks a domid block whose vif/NAT-namespace names are free on this host (concurrent labs). */
+function pickDomidBase(count: number): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = randomInt(1, 250) * 128;
+    let free = true;
+    for (let d = base; d <= base + count + 3; d++) if (netnsExists(natNamespaceOf(`vif${d}.0`))) free = false;
+    if (free) return base;
+  }
+  throw new SystemError("Cannot pick domids for the lab: every block tried has NAT namespaces in use");
+}
+
+export function initialState(plan: LabPlan): LabState {
+  return {
+    version: 1,
+    ...plan,
+    options: { ...plan.options },
+    vms: plan.vms.map((v) => ({ ...v, features: { ...v.features } })),
+    namespaces: [],
+    natNamespaces: [],
+    processes: [],
+    nativeIps: {},
+    phase: "building",
+    problems: [],
+  };
+}
+
+function pidFile(state: LabState, name: string): string {
+  return join(state.dir, "pids", `${name}.pid`);
+}
+
+function logFile(state: LabState, name: string): string {
+  return join(state.logDir, `${name}.log`);
+}
+
+/** Starts a detached process, recorded before it starts. */
+function startProcess(
+  state: LabState,
+  name: string,
+  spec: { ns?: string; file: string; args: readonly string[]; env?: NodeJS.ProcessEnv },
+): number {
+  const file = pidFile(state, name);
+  recordBefore(state, "processes", { name, pidFile: file });
+  return spawnDetached({ ...spec, logFile: logFile(state, name), pidFile: file });
+}
+
+function acceptsConnections(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+async function startQubesDbs(state: LabState): Promise<void> {
+  const [node, daemon] = nodeCommand("qubesdb-daemon");
+  for (const vm of state.vms) {
+    startProcess(state, `qubesdb-${vm.name}`, {
+      file: node,
+      args: [daemon, "--socket", vm.qubesdbSocket, "--name", vm.name],
+    });
+  }
+  for (const vm of state.vms) {
+    await waitUntil(
+      `the QubesDB of ${vm.name} (${vm.qubesdbSocket})`,
+      () => acceptsConnections(vm.qubesdbSocket),
+      5000,
+    );
+  }
+}
+
+async function startDom0(state: LabState): Promise<void> {
+  const [node, dom0] = nodeCommand("qubes-fakeip-dom0");
+  startProcess(state, "dom0", {
+    file: node,
+    args: [dom0, "serve", "--qubes-dir", state.qubesDir],
+    env: dom0Env(state),
+  });
+  for (const vm of state.vms) {
+    await waitUntil(
+      `dom0 to publish /qubes-ip of ${vm.name}`,
+      () => readKey(vm.qubesdbSocket, "/qubes-ip"),
+      8000,
+      50,
+    );
+  }
+}
+
+async function startServer(state: LabState): Promise<void> {
+  const [node, server] = nodeCommand("test-server");
+  startProcess(state, "test-server", {
+    ns: vmOf(state, "netvm").ns,
+    file: node,
+    args: [server, "--log", state.serverLog],
+  });
+  await waitUntil(
+    "the test server to listen",
+    () => existsSync(state.serverLog) && readFileSync(state.serverLog, "utf8").includes('"listening"'),
+    5000,
+  );
+}
+
+async function startGuests(state: LabState): Promise<void> {
+  const [node, guest] = nodeCommand("guest");
+  startProcess(state, "guest-network", { file: node, args: [guest, "--dir", state.dir] });
+  for (const vm of state.vms.filter((v) => v.role !== "netvm")) {
+    await waitUntil(
+      `eth0 of ${vm.name} to be configured from its QubesDB`,
+      async () => {
+        const links = (await ipJsonIn(vm.ns, ["-4", "addr", "show", "dev", "eth0"])) as Array<{
+          addr_info?: unknown[];
+        }>;
+        return (links[0]?.addr_info?.length ?? 0) > 0;
+      },
+      8000,
+      50,
+    );
+  }
+}
+
+export function agentArgs(state: LabState): string[] {
+  return [
+    "--qubesdb-socket",
+    vmOf(state, "proxyvm").qubesdbSocket,
+    "--control-socket",
+    state.agentControlSocket,
+  ];
+}
+
+async function startAgent(state: LabState): Promise<void> {
+  const [node, agent] = nodeCommand("qubes-fakeip-agent");
+  const [, supervisor] = nodeCommand("supervisor");
+  const proxy = vmOf(state, "proxyvm");
+  const childPid = pidFile(state, "agent");
+  recordBefore(state, "processes", { name: "agent", pidFile: childPid });
+  startProcess(state, "agent-supervisor", {
+    file: node,
+    args: [
+      supervisor,
+      "--child-pid-file",
+      childPid,
+      "--",
+      "nsenter",
+      `--net=/run/netns/${proxy.ns}`,
+      node,
+      agent,
+      ...agentArgs(state),
+      "--state-dir",
+      state.agentStateDir,
+    ],
+  });
+  await waitUntil(
+    "the agent's control socket",
+    () => acceptsConnections(state.agentControlSocket),
+    10_000,
+    50,
+  );
+}
+
+/** Plays Xen: tells the agent each client's vif came up, with its native IP and MAC. */
+export async function plugVif(state: LabState, vmName: string, action: "online" | "offline"): Promise<void> {
+  const [node, agent] = nodeCommand("qubes-fakeip-agent");
+  const vm = state.vms.find((v) => v.name === vmName);
+  const ip = state.nativeIps[vmName];
+  if (vm === undefined || ip === undefined)
+    throw new SystemError(
+      `Cannot plug the vif of "${vmName}": its native IP is unknown (dom0 store missing)`,
+    );
+  await runIn(vmOf(state, "proxyvm").ns, node, [
+    agent,
+    ...agentArgs(state),
+    "vif",
+    action,
+    vm.vif,
+    "--ip",
+    ip,
+    "--mac",
+    VM_MAC,
+  ]);
+}
+
+async function step(state: LabState, say: Say, what: string, action: () => Promise<void>): Promise<boolean> {
+  try {
+    await action();
+    say(`  built ${what}`);
+    return true;
+  } catch (error) {
+    const reason = `${what}: ${describeError(error)}`;
+    state.problems.push(reason);
+    saveState(state);
+    say(`  FAILED ${reason}`);
+    return false;
+  }
+}
+
+export async function up(options: LabOptions, say: Say): Promise<LabState> {
+  checkHost();
+  const existing = loadState(options.dir);
+  if (existing !== undefined) {
+    throw new SystemError(
+      `Cannot build a lab in "${options.dir}": lab ${existing.id} is there already; run "qubes-fakeip-lab down --dir ${options.dir}" first`,
+    );
+  }
+  const plan = planTopology(options, randomBytes(3).toString("hex"), pickDomidBase(options.clients + 1));
+  const state = initialState(plan);
+  for (const dir of [state.dir, state.runDir, state.logDir, state.agentStateDir, join(state.dir, "pids")])
+    mkdirSync(dir, { recursive: true });
+  saveState(state);
+  say(`lab ${state.id} in ${state.dir} (namespaces ${state.prefix}*)`);
+  const proxy = vmOf(state, "proxyvm");
+  const netvm = vmOf(state, "netvm");
+
+  await step(state, say, "dom0 store (qvm-create, qvm-prefs, qvm-features)", async () => {
+    for (const c of planDom0Commands(state)) await runDom0(state, c.command, c.args);
+    for (const vm of state.vms) state.nativeIps[vm.name] = await readNativeIp(state, vm.name);
+    saveState(state);
+  });
+  await step(state, say, "network namespaces and vifs", async () => {
+    for (const vm of state.vms) {
+      recordBefore(state, "namespaces", vm.ns);
+      await addNetns(vm.ns);
+    }
+    await addVif(proxy, netvm.ns);
+    await enableForwarding(proxy.ns);
+    for (const vm of clientsOf(state)) {
+      recordBefore(state, "natNamespaces", natNamespaceOf(vm.vif));
+      await addVif(vm, proxy.ns);
+    }
+  });
+  await step(state, say, "sys-net routes and test addresses", () => wireNetVm(state, state.nativeIps));
+  await step(state, say, "test server in sys-net", () => startServer(state));
+  const dbs = await step(state, say, "one qubesdb-daemon per VM", () => startQubesDbs(state));
+  const published =
+    dbs && (await step(state, say, "dom0 publishing (qubes-fakeip-dom0 serve)", () => startDom0(state)));
+  if (published)
+    await step(state, say, "VMs' own network set-up from their QubesDB", () => startGuests(state));
+  const agent = await step(state, say, "agent in sys-firewall under the lab's supervisor", () =>
+    startAgent(state),
+  );
+  if (agent) {
+    await step(state, say, "vif hotplug for every client", async () => {
+      for (const vm of clientsOf(state)) await plugVif(state, vm.name, "online");
+    });
+  }
+  state.phase = state.problems.length === 0 ? "up" : "failed";
+  saveState(state);
+  return state;
+}
