@@ -33,9 +33,9 @@ export interface QubesDbClient {
 
 export interface QubesDbConnectOptions {
   /** explicit socket path (`--socket PATH`) */
-  socket?: string;
+  socket?: string | undefined;
   /** `-d NAME`: `$QUBESDB_RUN_DIR/qubesdb.NAME.sock` */
-  domain?: string;
+  domain?: string | undefined;
   /** reconnect (and re-register watches) when the daemon goes away; default true for long-lived users */
   reconnect?: boolean;
 }
