@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { InvalidInputError } from "./errors.js";
+import { showText } from "./firewall/show.js";
 import { isIPv4, isIPv6, normalizeIPv6, prefixFromNetmask } from "./net/ip.js";
 
 /** QubesDB key paths are at most 63 characters of `A-Z a-z 0-9 _ / . : @ -` (spec/qubesdb.md). */
@@ -198,7 +199,7 @@ function addressListSchema(family: 4 | 6) {
         if (word === "") continue;
         const parsed = one.safeParse(word);
         if (!parsed.success) {
-          ctx.addIssue({ code: "custom", message: `"${word}" is not an IPv${family} address` });
+          ctx.addIssue({ code: "custom", message: `"${showText(word)}" is not an IPv${family} address` });
           return z.NEVER;
         }
         seen.add(parsed.data);
@@ -223,10 +224,7 @@ export const dnsValueSchema = z
 export function parseKeyValue<T>(schema: z.ZodType<T, string>, key: string, text: string): T {
   const result = schema.safeParse(text);
   if (result.success) return result.data;
-  const shown =
-    text.length > 80
-      ? `${JSON.stringify(text.slice(0, 80)).slice(1, -1)}...`
-      : JSON.stringify(text).slice(1, -1);
+  const shown = showText(text);
   const why = result.error.issues[0]?.message ?? "invalid";
   throw new InvalidInputError(`Cannot parse "${key}" value "${shown}": ${why}`);
 }

@@ -11,6 +11,7 @@
 import type { Element } from "@xmldom/xmldom";
 import type { FirewallAction, FirewallRule } from "../../shared/firewall/rule.js";
 import { buildRule } from "../../shared/firewall/rule-options.js";
+import { showText } from "../../shared/firewall/show.js";
 import { isIPv4, isIPv6, prefixFromNetmask } from "../../shared/net/ip.js";
 import { childElements } from "./xml-dom.js";
 
@@ -22,7 +23,9 @@ function v1Action(root: Element, attribute: string, fallback: string | undefined
   const value = root.getAttribute(attribute) ?? fallback;
   if (value === "allow") return "accept";
   if (value === "deny") return "drop";
-  throw new Error(`attribute "${attribute}" of <${V1_ROOT}> is "${value ?? ""}", not allow or deny`);
+  throw new Error(
+    `attribute "${attribute}" of <${V1_ROOT}> is "${showText(value ?? "")}", not allow or deny`,
+  );
 }
 
 /** The options of one R3 `<rule>` in R4 terms. */

@@ -4,6 +4,7 @@
  * firewall read "mostly" is worse than one not read at all.
  */
 import { DOMParser, type Element, type Node } from "@xmldom/xmldom";
+import { showText } from "../../shared/firewall/show.js";
 
 /** DOM node types (https://dom.spec.whatwg.org/#dom-node-nodetype). */
 const ELEMENT_NODE = 1;
@@ -42,7 +43,7 @@ export function childElements(parent: Element): Element[] {
     else if (node.nodeType === TEXT_NODE || node.nodeType === CDATA_SECTION_NODE) {
       if ((node.nodeValue ?? "").trim() !== "") {
         throw new Error(
-          `unexpected text "${(node.nodeValue ?? "").trim().slice(0, 40)}" in <${parent.tagName}>`,
+          `unexpected text "${showText((node.nodeValue ?? "").trim().slice(0, 40))}" in <${parent.tagName}>`,
         );
       }
     } else if (node.nodeType !== COMMENT_NODE && node.nodeType !== PROCESSING_INSTRUCTION_NODE) {
