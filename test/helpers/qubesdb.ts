@@ -19,7 +19,7 @@ export const DAEMON_JS = resolve(
   "../../dist/shared/qubesdb/cli/qubesdb-daemon.js",
 );
 
-interface Teardown {
+export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 

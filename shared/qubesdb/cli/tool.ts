@@ -88,6 +88,10 @@ export async function runTool(
   io: ToolIo,
 ): Promise<number> {
   const say = (text: string) => io.stderr.write(`${text}\n`);
+  const refuse = (text: string) => {
+    say(text);
+    return 1;
+  };
   const usage = (code: number) => {
     io.stderr.write(USAGE);
     return code;
@@ -114,18 +118,18 @@ export async function runTool(
   if (has("h")) return usage(0);
   if (!isCommand(command)) return usage(0);
   const count = last("n")?.value;
-  if (count !== undefined && command !== "watch") return (say("-n valid only for watch command"), 1);
+  if (count !== undefined && command !== "watch") return refuse("-n valid only for watch command");
   const defaultValue = last("e")?.value;
   if (defaultValue !== undefined && command !== "read")
-    return (say("--default valid only for read command"), 1);
+    return refuse("--default valid only for read command");
   const operands = parsed.operands;
   if (defaultValue !== undefined && operands.length !== 1)
-    return (say("--default only valid with exactly 1 path"), 1);
-  if (command === "list" && operands.length !== 1) return (say("LIST command accept only one path"), 1);
+    return refuse("--default only valid with exactly 1 path");
+  if (command === "list" && operands.length !== 1) return refuse("LIST command accept only one path");
   if (operands.length === 0) return usage(0);
-  if (command === "write" && operands.length % 2 !== 0) return (say("Invalid number of parameters"), 1);
+  if (command === "write" && operands.length % 2 !== 0) return refuse("Invalid number of parameters");
   if (count !== undefined && !/^[-+]?\d+$/.test(count))
-    return (say(`Cannot use -n "${count}": not an integer`), 1);
+    return refuse(`Cannot use -n "${count}": not an integer`);
 
   const settings: Settings = {
     command,
