@@ -50,6 +50,7 @@ export async function writeFileAtomic(path: string, text: string, directory: str
   try {
     const handle = await open(temporary, "wx", mode);
     try {
+      await handle.chmod(mode); // open's mode is filtered by the umask
       await handle.writeFile(text);
       await handle.sync();
     } finally {
