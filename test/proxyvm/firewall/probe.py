@@ -3,6 +3,7 @@
 
   probe.py serve --tcp 22,80 --udp 53,5000 --bind A,B   TCP echo on ::, UDP echo on each address; prints "ready"
   probe.py probe '<json list>'                 one result per probe, as a JSON list on stdout
+  probe.py session SRC DST PORT                one TCP connection; a line in → "ok"/"timeout"/... out
 
 A probe is {"kind": "tcp"|"udp"|"icmp", "src": ADDR, "dst": ADDR, "port": P, "type": T, "timeout": S}.
 Results: "ok", "admin-prohibited" (ICMP type 3 code 13 / ICMPv6 type 1 code 1, seen as EHOSTUNREACH
@@ -159,11 +160,36 @@ def probe_icmp(p):
         s.close()
 
 
+def session(src, dst, port):
+    """One long-lived TCP connection: each line on stdin is sent; prints ok / timeout / errno per line."""
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.connect((dst, int(port)))
+    s.settimeout(1.5)
+    print("connected", flush=True)
+    for line in sys.stdin:
+        try:
+            s.sendall(line.encode())
+            data = b""
+            while len(data) < len(line):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            print("ok" if data.endswith(line.encode()) else "closed", flush=True)
+        except socket.timeout:
+            print("timeout", flush=True)
+        except OSError as e:
+            print(errno_result(e.errno), flush=True)
+
+
 def main():
     if sys.argv[1] == "serve":
         args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
         ports = lambda text: [int(x) for x in text.split(",") if x]
         serve(ports(args.get("--tcp", "")), ports(args.get("--udp", "")), args.get("--bind", "").split(","))
+    elif sys.argv[1] == "session":
+        session(*sys.argv[2:5])
     elif sys.argv[1] == "probe":
         probes = json.loads(sys.argv[2])
         run = {"tcp": probe_tcp, "udp": probe_udp, "icmp": probe_icmp}

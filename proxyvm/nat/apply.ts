@@ -1,0 +1,175 @@
+/**
+ * The NAT applier: converges one vif from its desired state (desired.ts) and
+ * what the kernel holds, through a `NatSystem`. Ordering keeps every moment
+ * fail-closed:
+ *   1. allow-list entries that no longer apply are removed first;
+ *   2. structure (namespace, moves, veth pair), then the namespace's inside and
+ *      its NAT table, then the ProxyVM side;
+ *   3. the allow-list entry is added last: until then the ProxyVM drops
+ *      everything from the vif, so a half-built vif never forwards.
+ */
+import { SystemError } from "../../shared/errors.js";
+import type { DesiredVif, FakeVif, PlainVif } from "../desired.js";
+import type { LinkInfo } from "../system/netlink.js";
+import { type AllowedPair, planAntispoofChange } from "./antispoof.js";
+import { natNetnsName, OWNED_ALIAS } from "./names.js";
+import { type ObservedStructure, type ProxyOp, planStructure, planTeardown, planVif } from "./plan.js";
+import type { NatSystem } from "./system.js";
+
+export interface Addresses {
+  readonly ip: string;
+  readonly ip6?: string | undefined;
+}
+
+export type ApplyOutcome =
+  | { readonly result: "applied"; readonly applied: Addresses }
+  | { readonly result: "removed" }
+  | { readonly result: "blocked" }
+  /** Xen's vif exists nowhere any more: everything was removed */
+  | { readonly result: "gone" };
+
+export async function observeStructure(sys: NatSystem, vif: string): Promise<ObservedStructure> {
+  const link = await sys.getLink(vif);
+  return {
+    netnsExists: sys.netnsExists(natNetnsName(vif)),
+    proxyLink: link === undefined ? "none" : link.alias === OWNED_ALIAS ? "ours" : "xen",
+  };
+}
+
+function pairs(vif: string, addresses: Addresses | undefined): AllowedPair[] {
+  if (addresses === undefined) return [];
+  const list: AllowedPair[] = [{ iif: vif, address: addresses.ip, family: 4 }];
+  if (addresses.ip6 !== undefined) list.push({ iif: vif, address: addresses.ip6, family: 6 });
+  return list;
+}
+
+function same(a: AllowedPair, b: AllowedPair): boolean {
+  return a.iif === b.iif && a.address === b.address && a.family === b.family;
+}
+
+/** Converges one vif. `previous` = addresses last put into the allow-list (from the state store). */
+export async function applyVif(
+  sys: NatSystem,
+  desired: DesiredVif,
+  previous: Addresses | undefined,
+): Promise<ApplyOutcome> {
+  const vif = desired.vif;
+  if (desired.kind === "absent") {
+    await removeVif(sys, vif, previous);
+    return { result: "removed" };
+  }
+  if (desired.kind === "blocked") {
+    await blockVif(sys, vif, previous);
+    return { result: "blocked" };
+  }
+  const wanted = pairs(vif, desired.native);
+  const stale = pairs(vif, previous).filter((pair) => !wanted.some((w) => same(w, pair)));
+  const observed = await observeStructure(sys, vif);
+  const structure = planStructure(desired, observed, sys.pid);
+  // 1. before anything moves, stale allow-list entries go (and all of them when re-plumbing)
+  const replumb = structure.before.length + structure.inside.length > 0;
+  const removeFirst = replumb ? pairs(vif, previous) : stale;
+  if (removeFirst.length > 0) await sys.nft(planAntispoofChange([], removeFirst, { remove: [vif] }));
+  if (structure.gone) {
+    await removeVif(sys, vif, previous);
+    return { result: "gone" };
+  }
+  // 2. structure, inside, ProxyVM side
+  const plan = planVif(desired);
+  await sys.ipBatch(structure.before);
+  if (structure.inside.length > 0) await sys.ipBatch(structure.inside, natNetnsName(vif));
+  await sys.ipBatch(structure.after);
+  if (plan.namespace !== undefined) {
+    try {
+      await sys.ipBatch(plan.namespace.inside, plan.namespace.name);
+    } catch (error) {
+      // Xen's vif vanished inside the namespace (the VM is gone) between our look and this step.
+      if (error instanceof Error && error.message.includes(`Cannot find device "${vif}"`)) {
+        await removeVif(sys, vif, previous);
+        return { result: "gone" };
+      }
+      throw error;
+    }
+    await sys.nft(plan.namespace.nft, plan.namespace.name);
+  }
+  await applyProxyOps(sys, desired, plan.proxyvm);
+  // 3. open the gate
+  const ndp =
+    desired.native.ip6 !== undefined && desired.kind === "plain" ? { add: [vif] } : { remove: [vif] };
+  await sys.nft(planAntispoofChange(wanted, [], ndp));
+  return { result: "applied", applied: desired.native };
+}
+
+async function findLink(sys: NatSystem, name: string): Promise<LinkInfo> {
+  const link = await sys.getLink(name);
+  if (link !== undefined) return link;
+  if (sys.dryRun) return { index: 0, name, alias: OWNED_ALIAS, up: false };
+  throw new SystemError(`Cannot configure "${name}": the link does not exist`);
+}
+
+async function applyProxyOps(
+  sys: NatSystem,
+  desired: PlainVif | FakeVif,
+  ops: readonly ProxyOp[],
+): Promise<void> {
+  const link = await findLink(sys, desired.vif);
+  for (const op of ops) {
+    switch (op.op) {
+      case "sysctl":
+        sys.sysctl(op.path, op.value);
+        break;
+      case "link-up":
+        await sys.setLinkUp(link);
+        break;
+      case "addr":
+        await sys.replaceAddress(link, op.address, op.prefix);
+        break;
+      case "route":
+        await sys.replaceRoute(link, op.dst, op.prefix, op.metric);
+        break;
+      case "neigh":
+        await sys.replaceNeighbour(link, op.address, op.mac);
+        break;
+    }
+  }
+}
+
+/** Blocks a vif: out of the allow-list (nothing from it is forwarded) and no route to it. */
+async function blockVif(sys: NatSystem, vif: string, previous: Addresses | undefined): Promise<void> {
+  await sys.nft(planAntispoofChange([], pairs(vif, previous), { remove: [vif] }));
+  const link = await sys.getLink(vif);
+  if (link === undefined || previous === undefined) return;
+  await sys.removeRoute(link, previous.ip, 32);
+  if (previous.ip6 !== undefined) await sys.removeRoute(link, previous.ip6, 128);
+}
+
+/**
+ * Removes everything owned for a vif. Keeps going after a failure and reports
+ * all of them at the end (STYLE.md: netavark's teardown).
+ */
+export async function removeVif(sys: NatSystem, vif: string, previous: Addresses | undefined): Promise<void> {
+  const failures: string[] = [];
+  const step = async (action: () => Promise<unknown>) => {
+    try {
+      await action();
+    } catch (error) {
+      failures.push(error instanceof Error ? error.message : String(error));
+    }
+  };
+  await step(() => sys.nft(planAntispoofChange([], pairs(vif, previous), { remove: [vif] })));
+  const observed = await observeStructure(sys, vif);
+  if (observed.proxyLink === "xen" && previous !== undefined) {
+    // Xen's vif without a namespace (plain): only our routes, neighbours and address on it
+    const link = await sys.getLink(vif);
+    if (link !== undefined) {
+      await step(() => sys.removeRoute(link, previous.ip, 32));
+      await step(() => sys.removeNeighbour(link, previous.ip));
+      if (previous.ip6 !== undefined) {
+        await step(() => sys.removeRoute(link, previous.ip6 ?? "", 128));
+        await step(() => sys.removeNeighbour(link, previous.ip6 ?? ""));
+      }
+    }
+  }
+  await step(() => sys.ipBatch(planTeardown(vif, observed)));
+  if (failures.length > 0) throw new SystemError(`Cannot remove "${vif}" completely: ${failures.join("; ")}`);
+}

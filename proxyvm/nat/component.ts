@@ -1,0 +1,182 @@
+/**
+ * The NAT data plane as a reconcile-loop component (component.ts). Keys are
+ * vif names, plus `@antispoof` for the ProxyVM-wide connected-address sets.
+ * `sync` reads every fact fresh (the state store for the hook's facts, QubesDB
+ * for the rest), plans, applies, and records the outcome for `status`.
+ */
+
+import { describeError } from "../../shared/errors.js";
+import {
+  CONNECTED_IPS_KEY,
+  CONNECTED_IPS6_KEY,
+  MAPPED_IP_PREFIX,
+  NETVM_GATEWAY_KEY,
+  NETVM_GATEWAY6_KEY,
+  parseConnectedIps,
+} from "../../shared/keys.js";
+import { isIPv4 } from "../../shared/net/ip.js";
+import { type AgentComponent, type AgentContext, PermanentSyncError } from "../component.js";
+import { type DesiredVif, planDesiredVif, type VifDbFacts, type VifEvent } from "../desired.js";
+import type { VifStore } from "../state.js";
+import { planConnected } from "./antispoof.js";
+import { applyVif, observeStructure } from "./apply.js";
+import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS } from "./names.js";
+import type { NatSystem } from "./system.js";
+
+export interface VifStatus {
+  vif: string;
+  native?: string | undefined;
+  native6?: string | undefined;
+  visible?: string | undefined;
+  visible6?: string | undefined;
+  namespace?: string | undefined;
+  state: "forwarding" | "blocked" | "removed" | "pending" | "error";
+  lastError?: string | undefined;
+}
+
+export interface NatComponent extends AgentComponent {
+  /** Records a hook event (persisted before it is acted on) and returns the key to converge. */
+  recordEvent(event: VifEvent): string;
+  /** Keys to mark for a kernel link event: only vifs this component knows or owns. */
+  keysForLink(name: string): string[];
+}
+
+export interface NatComponentOptions {
+  readonly system: NatSystem;
+  readonly store: VifStore;
+}
+
+async function readFacts(ctx: AgentContext, ip: string): Promise<VifDbFacts> {
+  const db = ctx.qubesdb;
+  const mapped = `${MAPPED_IP_PREFIX}${ip}/`;
+  const [visibleIp, visibleGateway, visibleIp6, visibleGateway6, netvmGateway, netvmGateway6] =
+    await Promise.all([
+      db.readText(`${mapped}visible-ip`),
+      db.readText(`${mapped}visible-gateway`),
+      db.readText(`${mapped}visible-ip6`),
+      db.readText(`${mapped}visible-gateway6`),
+      db.readText(NETVM_GATEWAY_KEY),
+      db.readText(NETVM_GATEWAY6_KEY),
+    ]);
+  return { visibleIp, visibleGateway, visibleIp6, visibleGateway6, netvmGateway, netvmGateway6 };
+}
+
+function describe(desired: DesiredVif, event: VifEvent | undefined): Omit<VifStatus, "state"> {
+  if (desired.kind === "plain" || desired.kind === "fake") {
+    return {
+      vif: desired.vif,
+      native: desired.native.ip,
+      native6: desired.native.ip6,
+      visible: desired.kind === "fake" ? desired.visible.ip : desired.native.ip,
+      visible6: desired.kind === "fake" ? desired.visible.ip6 : desired.native.ip6,
+      namespace: desired.kind === "fake" ? natNetnsName(desired.vif) : undefined,
+    };
+  }
+  return { vif: desired.vif, native: event?.ip, native6: event?.ip6 };
+}
+
+export function createNatComponent(ctx: AgentContext, options: NatComponentOptions): NatComponent {
+  const { system, store } = options;
+  const statuses = new Map<string, VifStatus>();
+  /**
+   * What each vif was last converged from (desired state + the shape observed
+   * after applying). Our own steps raise link events that mark the vif dirty
+   * again; when nothing changed the repeat sync then costs one netlink read.
+   * Cleared by `listKeys` (start, SIGHUP): a full resync re-applies everything.
+   */
+  const converged = new Map<string, string>();
+
+  async function syncAntispoof(): Promise<void> {
+    const text4 = (await ctx.qubesdb.readText(CONNECTED_IPS_KEY)) ?? "";
+    const text6 = (await ctx.qubesdb.readText(CONNECTED_IPS6_KEY)) ?? "";
+    let connected4: string[];
+    let connected6: string[];
+    try {
+      connected4 = parseConnectedIps(text4, 4);
+      connected6 = parseConnectedIps(text6, 6);
+    } catch (error) {
+      // Fail closed would mean dropping the uplink; instead keep the last good sets and report.
+      throw new PermanentSyncError(describeError(error), { cause: error });
+    }
+    await system.nft(planConnected(connected4, connected6));
+  }
+
+  async function syncVif(vif: string): Promise<void> {
+    let record = store.get(vif);
+    const event = record?.event;
+    const facts = event?.online === true ? await readFacts(ctx, event.ip) : {};
+    const desired = planDesiredVif(vif, event, facts);
+    const base = describe(desired, event);
+    const fingerprint = async () =>
+      JSON.stringify([desired, await observeStructure(system, vif), record?.applied]);
+    if (converged.get(vif) === (await fingerprint())) return;
+    converged.delete(vif);
+    try {
+      const outcome = await applyVif(system, desired, record?.applied);
+      if (outcome.result === "applied") {
+        if (event !== undefined) store.put(vif, { event, applied: outcome.applied });
+        record = store.get(vif);
+        converged.set(vif, await fingerprint());
+        statuses.set(vif, { ...base, state: "forwarding" });
+      } else if (outcome.result === "blocked") {
+        if (event !== undefined) store.put(vif, { event });
+        const reason = desired.kind === "blocked" ? desired.reason : "blocked";
+        statuses.set(vif, { ...base, state: "blocked", lastError: reason });
+        throw new PermanentSyncError(reason);
+      } else {
+        store.remove(vif);
+        statuses.delete(vif);
+        if (outcome.result === "gone") ctx.log.info("vif gone, removed", { vif });
+      }
+    } catch (error) {
+      if (!(error instanceof PermanentSyncError)) {
+        statuses.set(vif, { ...base, state: "error", lastError: describeError(error) });
+      }
+      throw error;
+    }
+  }
+
+  return {
+    name: "nat",
+    watches: [MAPPED_IP_PREFIX, NETVM_GATEWAY_KEY, NETVM_GATEWAY6_KEY, CONNECTED_IPS_KEY, CONNECTED_IPS6_KEY],
+    keysForEvent(path) {
+      if (path === CONNECTED_IPS_KEY || path === CONNECTED_IPS6_KEY) return [ANTISPOOF_KEY];
+      const vifs = [...store.all().values()].filter((r) => r.event.online);
+      if (path === NETVM_GATEWAY_KEY || path === NETVM_GATEWAY6_KEY) return vifs.map((r) => r.event.vif);
+      if (!path.startsWith(MAPPED_IP_PREFIX)) return [];
+      const ip = path.slice(MAPPED_IP_PREFIX.length).split("/")[0] ?? "";
+      if (!isIPv4(ip)) return [];
+      return vifs.filter((r) => r.event.ip === ip).map((r) => r.event.vif);
+    },
+    async listKeys() {
+      // Everything known or owned: recorded vifs and our veth ends (whose NAT
+      // namespace is then ours too); orphans are removed by their sync. Named
+      // namespaces are host-wide (/run/netns), so one merely named `vif*-nat`
+      // may belong to another ProxyVM namespace on this host (the lab, tests):
+      // it is never adopted by name alone.
+      converged.clear();
+      const keys = new Set<string>([ANTISPOOF_KEY, ...store.all().keys()]);
+      for (const link of await system.listLinks()) {
+        if (link.alias === OWNED_ALIAS && isVifName(link.name)) keys.add(link.name);
+      }
+      return [...keys];
+    },
+    async sync(key) {
+      if (key === ANTISPOOF_KEY) return syncAntispoof();
+      return syncVif(key);
+    },
+    status() {
+      return Object.fromEntries([...statuses].map(([vif, status]) => [vif, status]));
+    },
+    keysForLink(name) {
+      if (!isVifName(name)) return [];
+      return store.get(name) !== undefined ? [name] : [];
+    },
+    recordEvent(event) {
+      store.put(event.vif, { event, applied: store.get(event.vif)?.applied });
+      converged.delete(event.vif);
+      statuses.set(event.vif, { vif: event.vif, native: event.ip, native6: event.ip6, state: "pending" });
+      return event.vif;
+    },
+  };
+}

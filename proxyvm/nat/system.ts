@@ -1,0 +1,83 @@
+/**
+ * Everything the NAT applier does to the kernel, behind one interface: the
+ * real one (netlink, `ip -batch`, `nft`, /proc/sys) and a dry-run one that
+ * prints each mutation instead of performing it (`--dry-run`). Observations
+ * (reading links and namespaces) are real in both: a plan is only meaningful
+ * against what exists.
+ */
+import type { LinkInfo, NetlinkAdapter } from "../system/netlink.js";
+import { listNetns, netnsExists, runIpBatch, writeSysctl } from "../system/netns.js";
+import { applyNftScript } from "../system/nft.js";
+
+export interface NatSystem {
+  getLink(name: string): Promise<LinkInfo | undefined>;
+  listLinks(): Promise<LinkInfo[]>;
+  netnsExists(name: string): boolean;
+  listNetns(): string[];
+  ipBatch(lines: readonly string[], netns?: string): Promise<void>;
+  nft(script: string, netns?: string): Promise<void>;
+  sysctl(path: string, value: string): void;
+  setLinkUp(link: LinkInfo): Promise<void>;
+  replaceAddress(link: LinkInfo, address: string, prefix: number): Promise<void>;
+  replaceRoute(link: LinkInfo, dst: string, prefix: number, metric: number): Promise<void>;
+  replaceNeighbour(link: LinkInfo, address: string, mac: string): Promise<void>;
+  removeRoute(link: LinkInfo, dst: string, prefix: number): Promise<void>;
+  removeNeighbour(link: LinkInfo, address: string): Promise<void>;
+  removeAddress(link: LinkInfo, address: string, prefix: number): Promise<void>;
+  /** the agent's pid: `ip link set DEV netns PID` from a NAT namespace names the ProxyVM with it */
+  readonly pid: number;
+  /** `true` when mutations are only printed: links planned but not created are then assumed */
+  readonly dryRun: boolean;
+}
+
+/** The real kernel, through the given netlink adapter. */
+export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
+  return {
+    getLink: (name) => netlink.getLink(name),
+    listLinks: () => netlink.listLinks(),
+    netnsExists,
+    listNetns,
+    ipBatch: runIpBatch,
+    nft: (script, netns) => applyNftScript(script, netns === undefined ? {} : { netns }),
+    sysctl: writeSysctl,
+    setLinkUp: (link) => (link.up ? Promise.resolve() : netlink.setLinkUp(link.index)),
+    replaceAddress: (link, address, prefix) => netlink.replaceAddress(link.index, address, prefix),
+    replaceRoute: (link, dst, prefix, metric) => netlink.replaceRoute(link.index, dst, prefix, metric),
+    replaceNeighbour: (link, address, mac) => netlink.replaceNeighbour(link.index, address, mac),
+    removeRoute: (link, dst, prefix) => netlink.removeRoute(link.index, dst, prefix),
+    removeNeighbour: (link, address) => netlink.removeNeighbour(link.index, address),
+    removeAddress: (link, address, prefix) => netlink.removeAddress(link.index, address, prefix),
+    pid: process.pid,
+    dryRun: false,
+  };
+}
+
+/** Prints every mutation as `ip`/`nft`/`sysctl` text to `write`; observes with `observe`. */
+export function createDryRunSystem(
+  observe: Pick<NatSystem, "getLink" | "listLinks" | "netnsExists" | "listNetns">,
+  write: (text: string) => void,
+): NatSystem {
+  const ip = (line: string) => write(`ip ${line}\n`);
+  return {
+    ...observe,
+    async ipBatch(lines, netns) {
+      const prefix = netns === undefined ? "" : `-n ${netns} `;
+      for (const line of lines) ip(`${prefix}${line}`);
+    },
+    async nft(script, netns) {
+      write(`nft -f - ${netns === undefined ? "" : `(in netns ${netns}) `}<<'EOF'\n${script}EOF\n`);
+    },
+    sysctl: (path, value) => write(`sysctl -w ${path.replaceAll("/", ".")}=${value}\n`),
+    setLinkUp: async (link) => ip(`link set dev ${link.name} up`),
+    replaceAddress: async (link, address, prefix) => ip(`addr replace ${address}/${prefix} dev ${link.name}`),
+    replaceRoute: async (link, dst, prefix, metric) =>
+      ip(`route replace ${dst}/${prefix} dev ${link.name} metric ${metric}`),
+    replaceNeighbour: async (link, address, mac) =>
+      ip(`neigh replace ${address} lladdr ${mac} dev ${link.name} nud permanent`),
+    removeRoute: async (link, dst, prefix) => ip(`route del ${dst}/${prefix} dev ${link.name}`),
+    removeNeighbour: async (link, address) => ip(`neigh del ${address} dev ${link.name}`),
+    removeAddress: async (link, address, prefix) => ip(`addr del ${address}/${prefix} dev ${link.name}`),
+    pid: process.pid,
+    dryRun: true,
+  };
+}
