@@ -1,3 +1,82 @@
-export async function runDemo(_dir: string): Promise<number> {
-  return 1;
+/**
+ * `lab demo`: up → a narrated scenario → every probe → down, in well under a
+ * minute. `down` always runs, also after a failure or Ctrl-C. Exit status is
+ * the number of failed probes (1 when the lab could not be built).
+ */
+import { describeError } from "../../shared/errors.js";
+import { down } from "./down.js";
+import { findLeftovers, runProbes } from "./probes.js";
+import { formatProbe, formatSummary, paint, type Style, terminalStyle } from "./report.js";
+import { runScenario } from "./scenario.js";
+import { type LabState, loadState, stopCreation } from "./state.js";
+import { sleep } from "./system.js";
+import { DEFAULT_CLIENTS, DEFAULT_FAKE_GATEWAY, DEFAULT_FAKE_IP, DEFAULT_FAKE_NETMASK } from "./topology.js";
+import { up } from "./up.js";
+
+export async function runDemo(
+  dir: string,
+  write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+): Promise<number> {
+  const style: Style = terminalStyle();
+  const narrate = (text: string): void => write(`\n${paint(style, "cyan", `▸ ${text}`)}`);
+  let tearingDown: Promise<void> | undefined;
+  const teardown = (): Promise<void> => {
+    tearingDown ??= (async () => {
+      stopCreation();
+      narrate("Taking the lab down");
+      const state = loadState(dir);
+      const report = await down(dir);
+      for (const failure of report.failures) write(`  ${failure}`);
+      if (state !== undefined) {
+        const left = findLeftovers(state);
+        const count = left.namespaces.length + left.processes.length + left.sockets.length;
+        write(
+          count === 0
+            ? `  removed ${report.removedNamespaces.length} namespaces and ${report.stopped.length} processes; nothing left behind`
+            : paint(
+                style,
+                "red",
+                `  LEFT BEHIND: ${[...left.namespaces, ...left.processes.map((p) => `pid ${p.pid}`), ...left.sockets].join(", ")}`,
+              ),
+        );
+      }
+    })();
+    return tearingDown;
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    write(`\n${signal}: stopping`);
+    // Give in-flight creations a moment to record themselves, then remove everything.
+    void sleep(100)
+      .then(teardown)
+      .finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    narrate(
+      "Building the lab: dom0's store, sys-net with a test server, sys-firewall running the agent, three anonymous VMs sharing one fake IP and one ordinary VM",
+    );
+    const state: LabState = await up(
+      {
+        dir,
+        clients: DEFAULT_CLIENTS,
+        fakeIp: DEFAULT_FAKE_IP,
+        fakeGateway: DEFAULT_FAKE_GATEWAY,
+        fakeNetmask: DEFAULT_FAKE_NETMASK,
+      },
+      (line) => write(line),
+    );
+    await runScenario(state, { write, narrate, style });
+    narrate("Every end-to-end probe, with real packets");
+    const results = await runProbes(state, (r) => write(formatProbe(style, r)));
+    write(formatSummary(style, results));
+    return Math.min(results.filter((r) => !r.ok).length, 125);
+  } catch (error) {
+    write(paint(style, "red", `demo stopped: ${describeError(error)}`));
+    return 1;
+  } finally {
+    await teardown();
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
 }

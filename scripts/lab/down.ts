@@ -32,7 +32,7 @@ export async function down(dir: string): Promise<DownReport> {
       report.failures.push(`Cannot remove ${what}: ${describeError(error)}`);
     }
   };
-  const marker = `${state.dir}/`;
+  const marker = state.dir;
   // 1. The supervisor first, so it does not restart the agent; then the rest, newest first.
   const processes = [...state.processes]
     .reverse()

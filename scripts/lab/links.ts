@@ -46,7 +46,7 @@ export async function addVif(vm: PlannedVm, upstreamNs: string): Promise<void> {
 /**
  * sys-net: the "internet". Its own native IP on the ProxyVM's vif, routes to
  * Qubes' ranges via the ProxyVM (so the server sees native addresses), the
- * server address on a dummy link, a router hop that answers TTL-exceeded and
+ * server address, a router hop that answers TTL-exceeded and
  * a net that answers host-unreachable (ICMP errors for the leak probe).
  */
 export async function wireNetVm(plan: LabPlan, nativeIps: Readonly<Record<string, string>>): Promise<void> {
@@ -65,12 +65,15 @@ export async function wireNetVm(plan: LabPlan, nativeIps: Readonly<Record<string
   await ipIn(ns, ["route", "add", proxyIp, "dev", proxy.vif, "scope", "link"]);
   for (const range of NATIVE_RANGES)
     await ipIn(ns, ["route", "add", range, "via", proxyIp, "dev", proxy.vif]);
-  await ipIn(ns, ["link", "add", "srv0", "type", "dummy"]);
-  await ipIn(ns, ["addr", "add", `${SERVER_IP}/24`, "dev", "srv0"]);
-  await ipIn(ns, ["link", "set", "srv0", "up"]);
-  await ipIn(ns, ["link", "add", "far0", "type", "dummy"]);
+  // The server address lives on lo (no dummy module needed). The far net sits
+  // behind a veth pair inside sys-net whose far end has no address: packets
+  // for it are forwarded (TTL checked first) and then vanish in neighbour
+  // resolution.
+  await ipIn(ns, ["addr", "add", `${SERVER_IP}/32`, "dev", "lo"]);
+  await ipIn(ns, ["link", "add", "far0", "type", "veth", "peer", "name", "far1"]);
   await ipIn(ns, ["addr", "add", `${FAR_ROUTER_IP}/24`, "dev", "far0"]);
   await ipIn(ns, ["link", "set", "far0", "up"]);
+  await ipIn(ns, ["link", "set", "far1", "up"]);
   await ipIn(ns, ["route", "add", "unreachable", UNREACHABLE_NET]);
 }
 

@@ -19,6 +19,7 @@ const actionSchema = z.object({
   data: z.string().default(""),
   source: z.string().optional(),
   timeoutMs: z.number().int().positive().default(1000),
+  pauseMs: z.number().int().min(0).default(0),
 });
 const specSchema = z.object({ parallel: z.boolean().default(false), actions: z.array(actionSchema) });
 
@@ -105,7 +106,10 @@ async function main(): Promise<void> {
   if (spec.parallel) {
     results.push(...(await Promise.all(spec.actions.map((a) => RUN[a.kind](a)))));
   } else {
-    for (const a of spec.actions) results.push(await RUN[a.kind](a));
+    for (const a of spec.actions) {
+      if (a.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, a.pauseMs));
+      results.push({ ...(await RUN[a.kind](a)), at: Date.now() });
+    }
   }
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }

@@ -15,6 +15,8 @@ export interface NetAction {
   /** source address to bind (forged-source probes) */
   readonly source?: string;
   readonly timeoutMs?: number;
+  /** wait this long before the action (sequential batches: paced sampling) */
+  readonly pauseMs?: number;
 }
 
 export interface NetResult {
@@ -23,6 +25,8 @@ export interface NetResult {
   readonly reply?: string;
   /** errno-like code (`ECONNREFUSED`, `EHOSTUNREACH`, `ETIMEDOUT`...) */
   readonly error?: string;
+  /** when the action finished (ms since the epoch; sequential batches only) */
+  readonly at?: number;
 }
 
 /** Runs `actions` inside `ns` (sequentially unless `parallel`). */

@@ -94,12 +94,20 @@ export function requireState(dir: string): LabState {
   return state;
 }
 
+let creationStopped = false;
+
+/** After this, `recordBefore` refuses: an interrupted `up` creates nothing more while `down` runs. */
+export function stopCreation(): void {
+  creationStopped = true;
+}
+
 /** Records `item` in a list field and saves, before the caller creates it. */
 export function recordBefore<K extends "namespaces" | "natNamespaces" | "processes">(
   state: LabState,
   field: K,
   item: LabState[K][number],
 ): void {
+  if (creationStopped) throw new Error(`Cannot create ${JSON.stringify(item)}: the lab is being taken down`);
   (state[field] as unknown[]).push(item);
   saveState(state);
 }

@@ -119,8 +119,18 @@ export function spawnDetached(spec: DetachedSpec): number {
   }
 }
 
-/** The pid in a pid file if that process is alive and its command line mentions `marker`. */
-export function livePid(pidFile: string, marker: string): number | undefined {
+/** `true` when one of the process's arguments is `dir` or a path inside it. */
+export function argvMentions(pid: number, dir: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv.some((a) => a === dir || a.startsWith(`${dir}/`) || a.includes(`=${dir}/`));
+  } catch {
+    return false;
+  }
+}
+
+/** The pid in a pid file if that process is alive and one of its arguments names `dir` (the lab's). */
+export function livePid(pidFile: string, dir: string): number | undefined {
   let pid: number;
   try {
     pid = Number.parseInt(readFileSync(pidFile, "utf8"), 10);
@@ -128,17 +138,9 @@ export function livePid(pidFile: string, marker: string): number | undefined {
     return undefined;
   }
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  try {
-    // A pid file can outlive its process and the pid be reused: only a process
-    // whose argv names this lab's directory is ours.
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    if (!cmdline.includes(marker)) return undefined;
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (/\) Z /.test(stat)) return undefined;
-  } catch {
-    return undefined;
-  }
-  return pid;
+  // A pid file can outlive its process and the pid be reused: only a process
+  // whose argv names this lab's directory is ours.
+  return argvMentions(pid, dir) && isAlive(pid) ? pid : undefined;
 }
 
 export function isAlive(pid: number): boolean {

@@ -109,12 +109,9 @@ async function startDom0(state: LabState): Promise<void> {
     env: dom0Env(state),
   });
   for (const vm of state.vms) {
-    await waitUntil(
-      `dom0 to publish /qubes-ip of ${vm.name}`,
-      () => readKey(vm.qubesdbSocket, "/qubes-ip"),
-      8000,
-      50,
-    );
+    // A VM without a netvm (sys-net) gets no /qubes-ip, as in Qubes.
+    const key = vm.role === "netvm" ? "/qubes-netvm-network" : "/qubes-ip";
+    await waitUntil(`dom0 to publish ${key} of ${vm.name}`, () => readKey(vm.qubesdbSocket, key), 8000, 50);
   }
 }
 
@@ -156,6 +153,8 @@ export function agentArgs(state: LabState): string[] {
     vmOf(state, "proxyvm").qubesdbSocket,
     "--control-socket",
     state.agentControlSocket,
+    "--state-dir",
+    state.agentStateDir,
   ];
 }
 
@@ -177,8 +176,6 @@ async function startAgent(state: LabState): Promise<void> {
       node,
       agent,
       ...agentArgs(state),
-      "--state-dir",
-      state.agentStateDir,
     ],
   });
   await waitUntil(

@@ -1,0 +1,97 @@
+/**
+ * Probe 5: a rule added with `qvm-firewall` takes effect within a second and
+ * a reject is seen as administratively prohibited; `set` replaces the list;
+ * a broken rule set blocks that VM only and its reason is published in
+ * `/qubes-firewall-error/N`. The VM's rules are reset afterwards.
+ */
+import { firewallError, publishBrokenRules, qvmFirewall, setRules } from "../firewall.js";
+import { describeResult, type NetAction, netIn } from "../net.js";
+import type { LabState } from "../state.js";
+import { waitUntil } from "../system.js";
+import { ECHO_PORT, HTTP_PORT, SERVER_IP } from "../topology.js";
+import { clients, fakeClients, nativeIp, type ProbeResult, probe } from "./context.js";
+
+/** the probe's promise: a change is visible in packets within this time */
+export const EFFECT_WITHIN_MS = 1000;
+
+const echo: NetAction = { kind: "tcp", host: SERVER_IP, port: ECHO_PORT, data: "fw", timeoutMs: 300 };
+const web: NetAction = { kind: "http", host: SERVER_IP, port: HTTP_PORT, data: "/fw", timeoutMs: 300 };
+export const BLOCK_WEB = ["action=drop", "proto=tcp", `dst4=${SERVER_IP}`, `dstports=${HTTP_PORT}`];
+
+/** Polls until the echo/web outcome of `ns` is `want`; ms it took, and the last web result. */
+export async function waitForOutcome(ns: string, want: { echo: boolean; web: boolean }, timeoutMs = 2000) {
+  const started = Date.now();
+  const last = await waitUntil(
+    `echo=${want.echo} web=${want.web}`,
+    async () => {
+      const [e, w] = await netIn(ns, [echo, web], true);
+      return e?.ok === want.echo && w?.ok === want.web ? { e, w } : undefined;
+    },
+    timeoutMs,
+    20,
+  );
+  return { ms: Date.now() - started, web: last.w };
+}
+
+export function probeFirewall(state: LabState): Promise<ProbeResult> {
+  return probe(
+    "firewall: rules bite within a second, reject is admin-prohibited, set replaces, broken rules fail closed for that VM only",
+    async () => {
+      const target = fakeClients(state)[1] ?? clients(state)[0];
+      const bystander = clients(state).find((c) => c !== target);
+      if (target === undefined || bystander === undefined)
+        return { ok: false, observed: "needs two clients" };
+      const native = nativeIp(state, target.name);
+      const notes: string[] = [];
+      let ok = true;
+      try {
+        await qvmFirewall(state, target.name, ["reset"]);
+        await waitForOutcome(target.ns, { echo: true, web: true });
+        await qvmFirewall(state, target.name, ["add", "--before", "0", ...BLOCK_WEB]);
+        const added = await waitForOutcome(target.ns, { echo: true, web: false });
+        const prohibited = added.web.error === "EHOSTUNREACH";
+        ok &&= added.ms <= EFFECT_WITHIN_MS && prohibited;
+        notes.push(
+          `drop tcp/${HTTP_PORT} bit after ${added.ms} ms (web ${describeResult(added.web)}${prohibited ? " = admin-prohibited" : ", want EHOSTUNREACH"})`,
+        );
+
+        await setRules(state, target.name, [
+          `action=accept proto=tcp dst4=${SERVER_IP} dstports=${HTTP_PORT}`,
+          "action=drop",
+        ]);
+        const set = await waitForOutcome(target.ns, { echo: false, web: true });
+        ok &&= set.ms <= EFFECT_WITHIN_MS;
+        notes.push(`set (web only) took effect after ${set.ms} ms`);
+
+        await publishBrokenRules(state, native);
+        const reason = await waitUntil(
+          "the agent to report the broken rule",
+          async () => (await firewallError(state, native)) || undefined,
+          3000,
+          20,
+        );
+        const [blocked, other] = await Promise.all([
+          netIn(target.ns, [echo, web], true),
+          netIn(bystander.ns, [echo]),
+        ]);
+        const failsClosed = blocked.every((r) => !r.ok);
+        const othersFine = other[0]?.ok === true;
+        ok &&= failsClosed && othersFine;
+        notes.push(
+          `broken rule: ${target.name} ${failsClosed ? "blocked" : "NOT blocked"}, ${bystander.name} ${othersFine ? "unaffected" : "AFFECTED"}, /qubes-firewall-error/${native} = "${reason}"`,
+        );
+      } finally {
+        await qvmFirewall(state, target.name, ["reset"]).catch(() => undefined);
+      }
+      const reset = await waitForOutcome(target.ns, { echo: true, web: true }).catch(() => undefined);
+      const cleared = (await firewallError(state, native).catch(() => undefined)) ?? "";
+      ok &&= reset !== undefined && cleared === "";
+      notes.push(
+        reset
+          ? `reset restored traffic${cleared ? ` but error still "${cleared}"` : ""}`
+          : "reset did NOT restore traffic",
+      );
+      return { ok, observed: `${target.name}: ${notes.join("; ")}` };
+    },
+  );
+}
