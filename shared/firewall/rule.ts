@@ -68,3 +68,16 @@ export function ruleFamily(rule: FirewallRule): 4 | 6 | undefined {
   if (rule.dst6 !== undefined) return 6;
   return undefined;
 }
+
+/**
+ * The rule with another protocol (or none), dropping `dstports` / `icmptype`
+ * that no longer fit it (spec/firewall.md: changing `proto` clears them).
+ */
+export function changeRuleProto(rule: FirewallRule, proto: FirewallProto | undefined): FirewallRule {
+  const { proto: _old, dstports, icmptype, ...rest } = rule;
+  const changed: { -readonly [K in keyof FirewallRule]: FirewallRule[K] } = { ...rest };
+  if (proto !== undefined) changed.proto = proto;
+  if (dstports !== undefined && (proto === "tcp" || proto === "udp")) changed.dstports = dstports;
+  if (icmptype !== undefined && proto === "icmp") changed.icmptype = icmptype;
+  return Object.freeze(changed);
+}

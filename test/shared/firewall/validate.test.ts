@@ -1,6 +1,13 @@
 import t from "tap";
 import { InvalidInputError } from "../../../shared/errors.js";
-import { isRuleActive, ruleFamily, validateRule } from "../../../shared/firewall/index.js";
+import {
+  changeRuleProto,
+  type FirewallProto,
+  type FirewallRule,
+  isRuleActive,
+  ruleFamily,
+  validateRule,
+} from "../../../shared/firewall/index.js";
 
 t.test("validateRule returns hand-made rules canonical and frozen", async (t) => {
   const cases: Array<[unknown, unknown]> = [
@@ -69,4 +76,26 @@ t.test("a rule is active until its expire time and belongs to the family of its 
   t.equal(ruleFamily({ action: "accept", dst4: "192.0.2.0/24" }), 4);
   t.equal(ruleFamily({ action: "accept", dst6: "::/0" }), 6);
   t.equal(ruleFamily({ action: "accept", dsthost: "example.com" }), undefined);
+});
+
+t.test("changing the protocol drops the options that no longer fit it", async (t) => {
+  const web = {
+    action: "accept",
+    dsthost: "example.com",
+    proto: "tcp",
+    dstports: { from: 443, to: 443 },
+  } as const;
+  const ping = { action: "accept", proto: "icmp", icmptype: 8 } as const;
+  const cases: Array<[FirewallRule, FirewallProto | undefined, FirewallRule]> = [
+    [
+      web,
+      "udp",
+      { action: "accept", dsthost: "example.com", proto: "udp", dstports: { from: 443, to: 443 } },
+    ],
+    [web, "icmp", { action: "accept", dsthost: "example.com", proto: "icmp" }],
+    [web, undefined, { action: "accept", dsthost: "example.com" }],
+    [ping, "tcp", { action: "accept", proto: "tcp" }],
+    [ping, "icmp", ping],
+  ];
+  for (const [rule, proto, expected] of cases) t.same(changeRuleProto(rule, proto), expected, `${proto}`);
 });
