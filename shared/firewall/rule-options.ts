@@ -118,7 +118,7 @@ function parsePort(text: string): number {
   return port;
 }
 
-/** `N` or `N-M`; numbers are compared as numbers (the reference compared text). */
+/** `N` or `N-M`; the ends are compared as numbers, never as text (so `9-10` is a range). */
 function parsePorts(value: string): PortRange {
   const match = /^([0-9]+)(?:-([0-9]+))?$/.exec(value);
   if (!match) return fail(`option "dstports": "${showText(value)}" is not a port or a port range N-M`);
