@@ -6,7 +6,9 @@
  * the datagram carries our PID in its credentials, so `NotifyAccess=main`
  * accepts it and systemd does not need to look up the short-lived helper
  * (the race systemd-notify(1) warns about); unprivileged, systemd-notify falls
- * back to its own credentials and the unit needs `NotifyAccess=all`.
+ * back to its own credentials and the unit needs `NotifyAccess=all`. As root
+ * we pass `--no-block` (the man page's recommendation when sending on the main
+ * process's behalf); otherwise systemd-notify's barrier closes the race.
  * Without `$NOTIFY_SOCKET` (not started by systemd) both calls do nothing.
  */
 import { execFile } from "node:child_process";
@@ -16,7 +18,7 @@ const NOTIFY_TIMEOUT_MS = 10_000;
 
 function sdNotify(assignments: string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (!env["NOTIFY_SOCKET"]) return Promise.resolve();
-  const args = [`--pid=${process.pid}`, ...assignments];
+  const args = [`--pid=${process.pid}`, ...(process.getuid?.() === 0 ? ["--no-block"] : []), ...assignments];
   return new Promise((resolve, reject) => {
     execFile("systemd-notify", args, { env, timeout: NOTIFY_TIMEOUT_MS }, (error, _stdout, stderr) => {
       if (error === null) {

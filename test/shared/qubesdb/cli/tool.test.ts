@@ -7,9 +7,9 @@ import { symlinkSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { startTestDaemon } from "../../helpers/qubesdb.js";
+import { startTestDaemon } from "../../../helpers/qubesdb.js";
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../../../dist/shared/qubesdb/cli");
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../../../../dist/shared/qubesdb/cli");
 
 interface Run {
   code: number | null;
