@@ -1,0 +1,172 @@
+/**
+ * The compiler, without a kernel: exact scripts for fixed inputs (snapshot
+ * files, regenerate with UPDATE_SNAPSHOTS=1 and review the diff), and the
+ * properties the ruleset's speed and correctness rest on.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import t from "tap";
+import {
+  compileFullScript,
+  compileRemovalScript,
+  compileVm,
+  compileVmScript,
+  type VmInput,
+} from "../../../proxyvm/firewall/compile.js";
+import { parseQubesDbRule } from "../../../shared/firewall/index.js";
+
+const SNAPSHOTS = join(dirname(fileURLToPath(import.meta.url)), "snapshots");
+
+function vm(address: string, rules: string[], resolved: Record<string, string[]> = {}): VmInput {
+  return { address, rules: rules.map(parseQubesDbRule), resolved: new Map(Object.entries(resolved)) };
+}
+
+const MIXED = vm(
+  "10.137.0.12",
+  [
+    "action=accept proto=tcp dstports=443-443",
+    "action=accept dst4=192.0.2.0/24 proto=tcp dstports=80-90",
+    "action=accept specialtarget=dns",
+    "action=drop proto=icmp icmptype=8",
+    "action=accept proto=icmp",
+    "action=drop dsthost=example.com",
+    "action=accept dst4=10.0.0.0/8",
+    "action=accept dst4=10.1.0.0/16 proto=udp",
+  ],
+  { "example.com": ["192.0.2.7/32", "192.0.2.8/32"] },
+);
+const MIXED6 = vm("fd09:24ef:4179::a89:c", [
+  "action=accept dst6=2001:db8::/32 proto=tcp dstports=22-22",
+  "action=accept proto=icmp icmptype=128",
+  "action=accept specialtarget=dns",
+  "action=drop proto=icmp icmptype=1",
+  "action=accept",
+]);
+
+function matchSnapshot(
+  t: { equal(a: unknown, b: unknown, m?: string): unknown },
+  name: string,
+  text: string,
+): void {
+  const file = join(SNAPSHOTS, `${name}.nft`);
+  if (process.env["UPDATE_SNAPSHOTS"] === "1" || !existsSync(file)) writeFileSync(file, text);
+  t.equal(text, readFileSync(file, "utf8"), `${name}.nft`);
+}
+
+t.test("fixed inputs compile to the recorded scripts", async (t) => {
+  matchSnapshot(
+    t,
+    "full-ipv4",
+    compileFullScript(4, [MIXED, { address: "10.137.0.13", blocked: "bad rule" }]).script,
+  );
+  matchSnapshot(t, "full-ipv6", compileFullScript(6, [MIXED6]).script);
+  matchSnapshot(t, "full-empty", compileFullScript(4, [], { clientInterfaces: "vif*" }).script);
+  matchSnapshot(t, "update-ipv4", compileVmScript(4, MIXED).script);
+  matchSnapshot(t, "remove-ipv6", compileRemovalScript(6, "fd09:24ef:4179::a89:c"));
+});
+
+t.test("the output does not depend on the order of the VMs", async (t) => {
+  const a = vm("10.137.0.2", ["action=accept"]);
+  const b = vm("10.137.0.10", ["action=drop"]);
+  t.equal(compileFullScript(4, [a, b]).script, compileFullScript(4, [b, a]).script);
+});
+
+const lookups = (input: VmInput) =>
+  compileVm(4, input)
+    .chains.split("\n")
+    .filter((l) => l.includes("{ ") && l.includes(" } "))
+    .map((l) => l.trim());
+
+t.test("a run of same-action rules becomes one lookup per shape", async (t) => {
+  const input = vm("10.137.0.12", [
+    "action=accept proto=tcp dstports=80-80",
+    "action=accept proto=tcp dstports=443-443",
+    "action=accept dst4=192.0.2.1/32 proto=udp dstports=53-53",
+  ]);
+  const [vmChain = "", rplChain = ""] = lookups(input);
+  t.match(
+    vmChain,
+    /^ip daddr \. meta l4proto \. th dport \{ 0\.0\.0\.0\/0 \. tcp \. 80, 0\.0\.0\.0\/0 \. tcp \. 443, 192\.0\.2\.1 \. udp \. 53 \} ct mark set 0x[0-9a-f]{8} accept$/,
+  );
+  t.match(rplChain, /^ip saddr \. meta l4proto \. th sport \{/);
+  t.equal(lookups(input).length, 2, "one lookup in vm-, one in rpl-");
+});
+
+t.test("alternating actions keep their order as separate lookups", async (t) => {
+  const input = vm("10.137.0.12", [
+    "action=drop dst4=192.0.2.1/32",
+    "action=accept dst4=192.0.2.0/24",
+    "action=drop",
+  ]);
+  const lines = lookups(input).slice(0, 3);
+  t.same(
+    lines.map((l) => l.replace(/ct mark set 0x[0-9a-f]+ /, "")),
+    [
+      "ip daddr { 192.0.2.1 } reject with icmp type admin-prohibited",
+      "ip daddr { 192.0.2.0/24 } accept",
+      "ip daddr { 0.0.0.0/0 } reject with icmp type admin-prohibited",
+    ],
+  );
+});
+
+t.test("overlapping boxes of one run go to separate lookups, duplicates vanish", async (t) => {
+  const input = vm("10.137.0.12", [
+    "action=accept dst4=10.0.0.0/8 proto=tcp dstports=1-100",
+    "action=accept dst4=10.1.0.0/16 proto=tcp dstports=50-60",
+    "action=accept dst4=10.0.0.0/8 proto=tcp dstports=1-100",
+    "action=accept dst4=10.1.0.0/16 proto=tcp dstports=200-300",
+  ]);
+  const vmLines = lookups(input).filter((l) => l.startsWith("ip daddr"));
+  t.same(
+    vmLines.map((l) => l.replace(/ ct mark.*/, "")),
+    [
+      "ip daddr . meta l4proto . th dport { 10.0.0.0/8 . tcp . 1-100, 10.1.0.0/16 . tcp . 200-300 }",
+      "ip daddr . meta l4proto . th dport { 10.1.0.0/16 . tcp . 50-60 }",
+    ],
+  );
+});
+
+t.test(
+  "a drop rule whose name did not resolve blocks the VM; an accept rule just matches nothing",
+  async (t) => {
+    const dropped = compileVm(4, vm("10.137.0.12", ["action=accept", "action=drop dsthost=gone.example"]));
+    t.equal(dropped.blocked, 'drop rule 2 names "gone.example", which did not resolve');
+    t.equal(dropped.generation, undefined);
+    t.match(dropped.chains, /chain vm-10\.137\.0\.12 \{\n\t\treject with icmp type admin-prohibited\n\t\}/);
+    t.notMatch(dropped.chains, /ct mark/, "a blocked VM has no fast path");
+    const accepted = compileVm(
+      4,
+      vm("10.137.0.12", ["action=accept dsthost=gone.example", "action=accept proto=udp"]),
+    );
+    t.equal(accepted.blocked, undefined);
+    t.same(
+      lookups(vm("10.137.0.12", ["action=accept dsthost=gone.example", "action=accept proto=udp"])).length,
+      2,
+      "only the udp rule remains",
+    );
+  },
+);
+
+t.test("the generation follows the rules, not the moment", async (t) => {
+  const one = compileVm(4, vm("10.137.0.12", ["action=accept proto=tcp"]));
+  const again = compileVm(4, vm("10.137.0.12", ["action=accept proto=tcp"]));
+  const other = compileVm(4, vm("10.137.0.12", ["action=accept proto=udp"]));
+  t.equal(one.generation, again.generation);
+  t.not(one.generation, other.generation);
+  t.not(one.generation, 0);
+});
+
+t.test("specialtarget=dns matches nothing in the IPv6 table (Qubes has no IPv6 virtual DNS)", async (t) => {
+  const compiled = compileVm(6, vm("fd09::1", ["action=accept specialtarget=dns"]));
+  t.notMatch(compiled.chains, /53/);
+});
+
+t.test("an ICMP type conntrack does not track has no reply-direction element", async (t) => {
+  const compiled = compileVm(
+    4,
+    vm("10.137.0.12", ["action=accept proto=icmp icmptype=3", "action=accept proto=icmp icmptype=8"]),
+  );
+  t.match(compiled.chains, /ip daddr \. icmp type \{ 0\.0\.0\.0\/0 \. 3, 0\.0\.0\.0\/0 \. 8 \}/);
+  t.match(compiled.chains, /ip saddr \. icmp type \{ 0\.0\.0\.0\/0 \. 0 \}/);
+});
