@@ -36,9 +36,9 @@ import { formatEntryHeader } from "./tar-header.js";
 /** Read size: large enough that syscall overhead vanishes, small enough for the RSS budget (64 MiB). */
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 /** Buffers per stream: reads in flight plus writes not yet taken by the output. */
-const BUFFER_COUNT = 4;
+const BUFFER_COUNT = 6;
 /** Reads issued ahead of the one being scanned or written. */
-const READ_AHEAD = 2;
+const READ_AHEAD = 3;
 /** The reference's TarInfo defaults: mode 0644, mtime 0 (uid/gid 0 are fixed in tar-header). */
 const ENTRY_MODE = 0o644;
 const ENTRY_MTIME = 0;
