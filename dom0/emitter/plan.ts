@@ -75,7 +75,14 @@ export const DOM0_EXACT_KEYS: ReadonlySet<string> = new Set([
   CONNECTED_IPS6_KEY,
 ]);
 /** Subtrees dom0 owns entirely. `/qubes-firewall/` does not cover `/qubes-firewall-handled/` (agent's). */
-export const DOM0_PREFIXES: readonly string[] = [MAPPED_IP_PREFIX, FIREWALL_PREFIX];
+export const DOM0_PREFIXES: readonly string[] = [
+  MAPPED_IP_PREFIX,
+  FIREWALL_PREFIX,
+  `${CONNECTED_IPS_KEY}/`,
+  `${CONNECTED_IPS6_KEY}/`,
+];
+/** QubesDB values are at most 3071 bytes (spec/qubesdb.md, the reference's QDB_MAX_DATA - 1). */
+export const MAX_VALUE_BYTES = 3071;
 /** Prefixes to multiread to see every dom0-owned key (a superset, filter with `isDom0Key`). */
 export const DOM0_READ_PREFIXES: readonly string[] = [
   "/name",
@@ -103,6 +110,38 @@ export interface PlanInput {
 }
 
 export type KeyMap = Map<string, string>;
+
+/**
+ * Splits a space-separated address list into values of at most
+ * MAX_VALUE_BYTES, whole addresses only. The first part goes to
+ * `/connected-ips`, the others to `/connected-ips/1`, `/connected-ips/2`, ...
+ * A ProxyVM with ~250 clients already exceeds one value (299 IPv4 addresses
+ * are 3.7 kB); Qubes' own dom0 fails there. Readers join `/connected-ips`
+ * and its numbered continuations (docs/dom0.md).
+ */
+export function chunkAddresses(addresses: readonly string[]): string[] {
+  const chunks: string[] = [];
+  let current: string[] = [];
+  let size = 0;
+  for (const address of addresses) {
+    const added = current.length === 0 ? address.length : address.length + 1;
+    if (size + added > MAX_VALUE_BYTES && current.length > 0) {
+      chunks.push(formatConnectedIps(current));
+      current = [];
+      size = 0;
+    }
+    size += current.length === 0 ? address.length : address.length + 1;
+    current.push(address);
+  }
+  chunks.push(formatConnectedIps(current));
+  return chunks;
+}
+
+function setAddressList(keys: KeyMap, key: string, addresses: readonly string[]): void {
+  chunkAddresses(addresses).forEach((value, index) => {
+    keys.set(index === 0 ? key : `${key}/${index}`, value);
+  });
+}
 
 function setIf(keys: KeyMap, key: string, value: string | undefined): void {
   if (value !== undefined) keys.set(key, value);
@@ -166,8 +205,8 @@ function planProviderKeys(input: PlanInput, vm: VmRecord, keys: KeyMap): void {
     planFirewall(n, rules, 4, input.now, keys);
     if (n6 !== undefined) planFirewall(n6, rules, 6, input.now, keys);
   }
-  keys.set(CONNECTED_IPS_KEY, formatConnectedIps(ips));
-  keys.set(CONNECTED_IPS6_KEY, formatConnectedIps(ips6));
+  setAddressList(keys, CONNECTED_IPS_KEY, ips);
+  setAddressList(keys, CONNECTED_IPS6_KEY, ips6);
 }
 
 /** The keys of one VM (whether or not it runs). */
