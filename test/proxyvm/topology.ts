@@ -17,6 +17,7 @@ import {
   createNetns,
   createVethPair,
   inNetns,
+  ipJson,
   removeNetns,
   spawnInNetns,
   uniqueName,
@@ -111,7 +112,9 @@ export async function createTopology(t: Tap): Promise<Topology> {
     rmSync(stateDir, { recursive: true, force: true });
   });
   const globals = ["--qubesdb-socket", db.socket, "--control-socket", controlSocket, "--state-dir", stateDir];
-  await waitFor(async () => (await inNetns(upstream, "ss", ["-ltn"])).stdout.includes(`:${SERVER_PORT}`));
+  await waitFor(async () =>
+    String((await inNetns(upstream, "ss", ["-ltn"])).stdout).includes(`:${SERVER_PORT}`),
+  );
 
   const topology: Topology = {
     proxy,
@@ -180,10 +183,39 @@ export async function createTopology(t: Tap): Promise<Topology> {
 }
 
 /** Connects from `ns` to the upstream server; resolves with the address the server saw, or "" on failure. */
-export async function askUpstream(ns: string, host = UPSTREAM, timeoutMs = 2000): Promise<string> {
-  const script = `const s=require("node:net").connect({host:${JSON.stringify(host)},port:${SERVER_PORT}});let d="";s.on("data",(c)=>d+=c);s.on("end",()=>{process.stdout.write(d.trim());process.exit(0)});s.on("error",()=>process.exit(3));setTimeout(()=>process.exit(4),${timeoutMs});`;
+export async function askUpstream(
+  ns: string,
+  host = UPSTREAM,
+  options: { localAddress?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const local =
+    options.localAddress === undefined ? "" : `,localAddress:${JSON.stringify(options.localAddress)}`;
+  const script = `const s=require("node:net").connect({host:${JSON.stringify(host)},port:${SERVER_PORT}${local}});let d="";s.on("data",(c)=>d+=c);s.on("end",()=>{process.stdout.write(d.trim());process.exit(0)});s.on("error",()=>process.exit(3));setTimeout(()=>process.exit(4),${timeoutMs});`;
   const result = await inNetns(ns, process.execPath, ["-e", script], { reject: false });
   return result.exitCode === 0 ? String(result.stdout) : "";
+}
+
+/** Adds a VM with a fake IP (QubesDB keys written first, like dom0) and runs the hook for it. */
+export async function addFakeVm(
+  topo: Topology,
+  native: string,
+  visible: string,
+  gateway: string,
+): Promise<Vm> {
+  const vm = await topo.addVm({ native, address: visible, gatewayOfVm: gateway });
+  await topo.write(`/mapped-ip/${native}/visible-ip`, visible);
+  await topo.write(`/mapped-ip/${native}/visible-gateway`, gateway);
+  await topo.agent(["vif", "online", vm.vif, "--ip", native, "--mac", VM_MAC]);
+  return vm;
+}
+
+/** The IPv4 addresses on `dev` in `ns`. */
+export async function addressesOf(ns: string, dev: string): Promise<string[]> {
+  const links = (await ipJson(ns, ["addr", "show", "dev", dev])) as {
+    addr_info: { local: string; family: string }[];
+  }[];
+  return (links[0]?.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local);
 }
 
 /** `true` when one ping from `ns` to `address` is answered (1 s). */

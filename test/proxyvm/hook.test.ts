@@ -1,0 +1,62 @@
+/**
+ * The hotplug hook without a daemon: offline, bad input, dry run.
+ */
+
+import { existsSync } from "node:fs";
+import t from "tap";
+import { inNetns, ipJson, netnsSkipReason } from "../helpers/netns.js";
+import { addFakeVm, askUpstream, createTopology, UPSTREAM } from "./topology.js";
+
+const V = "10.200.0.10";
+const G = "10.200.0.1";
+const skip = netnsSkipReason();
+
+t.test("offline removes everything the vif had", { skip }, async (t) => {
+  const topo = await createTopology(t);
+  const vm = await addFakeVm(topo, "10.137.0.61", V, G);
+  t.ok(existsSync(`/run/netns/${vm.vif}-nat`));
+  await topo.agent(["vif", "offline", vm.vif, "--ip", "10.137.0.61"]);
+  t.notOk(existsSync(`/run/netns/${vm.vif}-nat`), "the NAT namespace is gone");
+  const links = (await ipJson(topo.proxy, ["link", "show"])) as { ifname: string }[];
+  t.notOk(
+    links.some((l) => l.ifname === vm.vif),
+    "the ProxyVM-side vif is gone",
+  );
+  const set = await inNetns(topo.proxy, "nft", ["list", "set", "inet", "qubes-fakeip-antispoof", "allowed4"]);
+  t.notMatch(String(set.stdout), "10.137.0.61", "the allow-list entry is gone");
+  t.notOk(existsSync(`${topo.stateDir}/vifs/${vm.vif}.json`), "the recorded facts are gone");
+});
+
+t.test("invalid input leaves the vif blocked with the reason", { skip }, async (t) => {
+  const topo = await createTopology(t);
+  const vm = await topo.addVm({ native: "10.137.0.71", address: V, gatewayOfVm: V });
+  await topo.write("/mapped-ip/10.137.0.71/visible-ip", V);
+  await topo.write("/mapped-ip/10.137.0.71/visible-gateway", V);
+  const result = await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.71"], { reject: false });
+  t.equal(result.exitCode, 1);
+  t.equal(
+    result.stderr.trim(),
+    `qubes-fakeip-agent: Cannot use visible IP "${V}" for "${vm.vif}": it equals the visible gateway`,
+  );
+  t.equal(await askUpstream(vm.ns, UPSTREAM, { timeoutMs: 1000 }), "", "nothing is forwarded");
+  const bad = await topo.agent(["vif", "online", "eth0", "--ip", "10.137.0.71"], { reject: false });
+  t.equal(bad.exitCode, 2);
+  t.equal(bad.stderr.trim(), 'qubes-fakeip-agent: Cannot handle vif "eth0": not a vif name vifDOMID.IDX');
+});
+
+t.test("--dry-run prints the plan and touches nothing", { skip }, async (t) => {
+  const topo = await createTopology(t);
+  const vm = await topo.addVm({ native: "10.137.0.81", address: V, gatewayOfVm: G });
+  await topo.write("/mapped-ip/10.137.0.81/visible-ip", V);
+  await topo.write("/mapped-ip/10.137.0.81/visible-gateway", G);
+  const result = await topo.agent(["--dry-run", "vif", "online", vm.vif, "--ip", "10.137.0.81"]);
+  t.match(result.stdout, `ip netns add ${vm.vif}-nat\n`);
+  t.match(result.stdout, `ip link set dev ${vm.vif} netns ${vm.vif}-nat\n`);
+  t.match(result.stdout, `ip ${"-n"} ${vm.vif}-nat addr add ${G}/32 dev ${vm.vif}\n`);
+  t.match(result.stdout, `ip saddr ${V} ip saddr set 10.137.0.81 fwd to "${vm.vif}-p"`);
+  t.match(result.stdout, `add element inet qubes-fakeip-antispoof allowed4 { "${vm.vif}" . 10.137.0.81 }`);
+  t.notOk(existsSync(`/run/netns/${vm.vif}-nat`), "no namespace was created");
+  t.notOk(existsSync(`${topo.stateDir}/vifs/${vm.vif}.json`), "nothing was recorded");
+  const tables = await inNetns(topo.proxy, "nft", ["list", "tables"]);
+  t.equal(String(tables.stdout), "", "no nft table was created");
+});
