@@ -103,13 +103,16 @@ const RUN = { tcp, udp, http } as const;
 async function main(): Promise<void> {
   const spec = specSchema.parse(JSON.parse(process.argv[2] ?? "{}"));
   const results: NetResult[] = [];
+  const timed = async (a: Action): Promise<NetResult> => {
+    if (a.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, a.pauseMs));
+    const startedAt = Date.now();
+    return { ...(await RUN[a.kind](a)), startedAt, at: Date.now() };
+  };
   if (spec.parallel) {
-    results.push(...(await Promise.all(spec.actions.map((a) => RUN[a.kind](a)))));
+    // In parallel, pauseMs is each action's start offset: a paced sampler in one process.
+    results.push(...(await Promise.all(spec.actions.map(timed))));
   } else {
-    for (const a of spec.actions) {
-      if (a.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, a.pauseMs));
-      results.push({ ...(await RUN[a.kind](a)), at: Date.now() });
-    }
+    for (const a of spec.actions) results.push(await timed(a));
   }
   process.stdout.write(`${JSON.stringify(results)}\n`);
 }

@@ -15,7 +15,7 @@ export interface NetAction {
   /** source address to bind (forged-source probes) */
   readonly source?: string;
   readonly timeoutMs?: number;
-  /** wait this long before the action (sequential batches: paced sampling) */
+  /** wait this long before the action (sequential: after the previous one; parallel: start offset) */
   readonly pauseMs?: number;
 }
 
@@ -25,7 +25,8 @@ export interface NetResult {
   readonly reply?: string;
   /** errno-like code (`ECONNREFUSED`, `EHOSTUNREACH`, `ETIMEDOUT`...) */
   readonly error?: string;
-  /** when the action finished (ms since the epoch; sequential batches only) */
+  /** when the action started and finished (ms since the epoch) */
+  readonly startedAt?: number;
   readonly at?: number;
 }
 

@@ -11,9 +11,13 @@ export function paint(style: Style, code: keyof typeof CODES, text: string): str
 }
 
 /** One line per probe: mark, name, then what was observed. */
-export function formatProbe(style: Style, result: { name: string; ok: boolean; observed: string }): string {
+export function formatProbe(
+  style: Style,
+  result: { name: string; ok: boolean; observed: string; ms?: number },
+): string {
   const mark = result.ok ? paint(style, "green", "✓") : paint(style, "red", "✗");
-  return `${mark} ${paint(style, "bold", result.name)}\n    ${result.observed}`;
+  const took = result.ms === undefined ? "" : paint(style, "dim", ` (${(result.ms / 1000).toFixed(1)} s)`);
+  return `${mark} ${paint(style, "bold", result.name)}${took}\n    ${result.observed}`;
 }
 
 export function formatSummary(style: Style, results: ReadonlyArray<{ ok: boolean }>): string {

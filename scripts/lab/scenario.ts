@@ -8,8 +8,9 @@ import { qvmFirewall } from "./firewall.js";
 import { describeResult, netIn } from "./net.js";
 import { describeSeen, seenConfig } from "./probes/config.js";
 import { fakeClients, nativeIp } from "./probes/context.js";
-import { BLOCK_WEB, waitForOutcome } from "./probes/firewall.js";
+import { BLOCK_WEB } from "./probes/firewall.js";
 import { alternateIp, changeFakeIp, restoreFakeIp } from "./probes/live-change.js";
+import { measureEffect } from "./probes/measure.js";
 import { paint, type Style } from "./report.js";
 import type { LabState } from "./state.js";
 import { HTTP_PORT, SERVER_IP } from "./topology.js";
@@ -56,13 +57,21 @@ export async function runScenario(state: LabState, n: Narrator): Promise<void> {
   cmd(`qvm-firewall ${b.name} add --before 0 ${BLOCK_WEB.join(" ")}`);
   await attempt(n, async () => {
     try {
-      await qvmFirewall(state, b.name, ["add", "--before", "0", ...BLOCK_WEB]);
-      const bit = await waitForOutcome(b.ns, { echo: true, web: false });
+      const bit = await measureEffect(
+        b.ns,
+        { kind: "http", host: SERVER_IP, port: HTTP_PORT, data: "/blocked" },
+        (r) => !r.ok,
+        () => qvmFirewall(state, b.name, ["add", "--before", "0", ...BLOCK_WEB]),
+      );
       const [other] = await netIn(a.ns, [
         { kind: "http", host: SERVER_IP, port: HTTP_PORT, data: "/still-fine" },
       ]);
       n.write(
-        `  ${bit.ms} ms later ${b.name}'s web request fails: ${describeResult(bit.web)} (ICMP administratively prohibited); its echo still works`,
+        bit.ms === undefined
+          ? `  the rule did not take effect: ${b.name}'s web still works`
+          : `  ${bit.ms} ms after qvm-firewall returned, ${b.name}'s web requests fail: ${describeResult(bit.last)}${
+              bit.last?.error === "EHOSTUNREACH" ? " (ICMP administratively prohibited)" : ""
+            }`,
       );
       n.write(`  ${a.name}, same fake IP, is unaffected: web ${describeResult(other)}`);
     } finally {

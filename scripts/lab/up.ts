@@ -22,6 +22,7 @@ import {
   type LabPlan,
   natNamespaceOf,
   planTopology,
+  SERVER_IP,
   VM_MAC,
   vmOf,
 } from "./topology.js";
@@ -120,7 +121,7 @@ async function startServer(state: LabState): Promise<void> {
   startProcess(state, "test-server", {
     ns: vmOf(state, "netvm").ns,
     file: node,
-    args: [server, "--log", state.serverLog],
+    args: [server, "--log", state.serverLog, "--address", SERVER_IP],
   });
   await waitUntil(
     "the test server to listen",

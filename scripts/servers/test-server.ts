@@ -4,7 +4,7 @@
  * port 7, HTTP on port 80 answering `peer=ADDRESS` (what this side of the
  * ProxyVM saw as the client's address).
  *
- *   test-server.js --log FILE
+ *   test-server.js --log FILE [--address ADDR]
  *
  * Every connection and datagram is appended to FILE as one JSON line
  * (`{"proto","peer","data"}` with the first bytes of the payload), so probes
@@ -22,17 +22,22 @@ const HTTP_PORT = 80;
 /** how much of a payload is logged: enough for a probe's token */
 const LOGGED_BYTES = 128;
 
-function parseArgs(argv: readonly string[]): { log: string } {
-  const i = argv.indexOf("--log");
-  const log = i >= 0 ? argv[i + 1] : undefined;
+function parseArgs(argv: readonly string[]): { log: string; address: string } {
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const log = value("--log");
   if (log === undefined) {
-    process.stderr.write("usage: test-server.js --log FILE\n");
+    process.stderr.write("usage: test-server.js --log FILE [--address ADDR]\n");
     process.exit(2);
   }
-  return { log };
+  // Bound to one address, UDP replies leave from it (bound to 0.0.0.0 they would
+  // leave from the outgoing link's address, and a connected client drops them).
+  return { log, address: value("--address") ?? "0.0.0.0" };
 }
 
-const { log } = parseArgs(process.argv.slice(2));
+const { log, address } = parseArgs(process.argv.slice(2));
 
 function record(entry: Record<string, unknown>): void {
   appendFileSync(log, `${JSON.stringify({ time: Date.now(), ...entry })}\n`);
@@ -78,7 +83,7 @@ function ready(): void {
   }
 }
 
-tcp.listen(ECHO_PORT, "0.0.0.0", ready);
-udp.bind(ECHO_PORT, "0.0.0.0", ready);
-http.listen(HTTP_PORT, "0.0.0.0", ready);
+tcp.listen(ECHO_PORT, address, ready);
+udp.bind(ECHO_PORT, address, ready);
+http.listen(HTTP_PORT, address, ready);
 process.on("SIGTERM", () => process.exit(0));

@@ -13,11 +13,15 @@ import { ECHO_PORT, HTTP_PORT, SERVER_IP } from "../topology.js";
 import { clients, fakeClients, type ProbeResult, probe, serverSaw, token } from "./context.js";
 import { BLOCK_WEB, waitForOutcome } from "./firewall.js";
 
-/** paced sampling: SAMPLES pairs (allowed echo, forbidden web) PACE_MS apart */
-const SAMPLES = 40;
-const PACE_MS = 40;
-/** when the kill happens, after sampling started */
-const KILL_AFTER_MS = 300;
+/**
+ * Paced sampling: SAMPLES pairs (allowed echo, forbidden web) started PACE_MS
+ * apart, 3 s in all: it covers the kill, the restart and the new agent's
+ * first convergence (its rebuild is where a gap would open).
+ */
+const SAMPLES = 60;
+const PACE_MS = 50;
+/** when the kill happens, after sampling started (the sampler needs ~200 ms to start) */
+const KILL_AFTER_MS = 600;
 
 export function agentPidFile(state: LabState): string {
   return join(state.dir, "pids", "agent.pid");
@@ -36,11 +40,18 @@ export function probeAgentRestart(state: LabState): Promise<ProbeResult> {
         await qvmFirewall(state, target.name, ["add", "--before", "0", ...BLOCK_WEB]);
         await waitForOutcome(target.ns, { echo: true, web: false });
         const tokens = Array.from({ length: SAMPLES }, (_, i) => token(`restart-${i}`));
-        const actions: NetAction[] = tokens.flatMap((tok) => [
-          { kind: "tcp", host: SERVER_IP, port: ECHO_PORT, data: tok, timeoutMs: 200, pauseMs: PACE_MS },
-          { kind: "http", host: SERVER_IP, port: HTTP_PORT, data: `/${tok}`, timeoutMs: 200 },
+        const actions: NetAction[] = tokens.flatMap((tok, i) => [
+          { kind: "tcp", host: SERVER_IP, port: ECHO_PORT, data: tok, timeoutMs: 300, pauseMs: i * PACE_MS },
+          {
+            kind: "http",
+            host: SERVER_IP,
+            port: HTTP_PORT,
+            data: `/${tok}`,
+            timeoutMs: 300,
+            pauseMs: i * PACE_MS,
+          },
         ]);
-        const sampling = netIn(target.ns, actions);
+        const sampling = netIn(target.ns, actions, true);
         await sleep(KILL_AFTER_MS);
         const killedAt = Date.now();
         process.kill(before, "SIGKILL");
@@ -59,7 +70,7 @@ export function probeAgentRestart(state: LabState): Promise<ProbeResult> {
         const leaked = tokens.filter(
           (tok, i) => samples[2 * i + 1]?.ok === true || serverSaw(state, `/${tok}`).length > 0,
         );
-        const afterKill = allowed.filter((s) => (s.at ?? 0) > killedAt);
+        const afterKill = allowed.filter((s) => (s.startedAt ?? 0) > killedAt);
         const lost = afterKill.filter((s) => !s.ok).length;
         // converged: every client works again, and the rule still holds for the target
         const [tail] = await Promise.all([

@@ -11,6 +11,8 @@ export interface ProbeResult {
   readonly name: string;
   readonly ok: boolean;
   readonly observed: string;
+  /** how long the probe took */
+  readonly ms?: number;
 }
 
 export type Probe = (state: LabState) => Promise<ProbeResult>;
@@ -80,10 +82,11 @@ export async function probe(
   name: string,
   body: () => Promise<{ ok: boolean; observed: string }>,
 ): Promise<ProbeResult> {
+  const started = Date.now();
   try {
     const { ok, observed } = await body();
-    return { name, ok, observed };
+    return { name, ok, observed, ms: Date.now() - started };
   } catch (error) {
-    return { name, ok: false, observed: describeError(error) };
+    return { name, ok: false, observed: describeError(error), ms: Date.now() - started };
   }
 }

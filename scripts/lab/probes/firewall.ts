@@ -10,6 +10,7 @@ import type { LabState } from "../state.js";
 import { waitUntil } from "../system.js";
 import { ECHO_PORT, HTTP_PORT, SERVER_IP } from "../topology.js";
 import { clients, fakeClients, nativeIp, type ProbeResult, probe } from "./context.js";
+import { measureEffect } from "./measure.js";
 
 /** the probe's promise: a change is visible in packets within this time */
 export const EFFECT_WITHIN_MS = 1000;
@@ -33,6 +34,10 @@ export async function waitForOutcome(ns: string, want: { echo: boolean; web: boo
   return { ms: Date.now() - started, web: last.w };
 }
 
+export function describeEffect(ms: number | undefined): string {
+  return ms === undefined ? "did NOT take effect" : `took effect after ${ms} ms`;
+}
+
 export function probeFirewall(state: LabState): Promise<ProbeResult> {
   return probe(
     "firewall: rules bite within a second, reject is admin-prohibited, set replaces, broken rules fail closed for that VM only",
@@ -47,21 +52,42 @@ export function probeFirewall(state: LabState): Promise<ProbeResult> {
       try {
         await qvmFirewall(state, target.name, ["reset"]);
         await waitForOutcome(target.ns, { echo: true, web: true });
-        await qvmFirewall(state, target.name, ["add", "--before", "0", ...BLOCK_WEB]);
-        const added = await waitForOutcome(target.ns, { echo: true, web: false });
-        const prohibited = added.web.error === "EHOSTUNREACH";
-        ok &&= added.ms <= EFFECT_WITHIN_MS && prohibited;
+        const added = await measureEffect(
+          target.ns,
+          web,
+          (r) => !r.ok,
+          () => qvmFirewall(state, target.name, ["add", "--before", "0", ...BLOCK_WEB]),
+        );
+        const stillEcho = await waitForOutcome(target.ns, { echo: true, web: false }).then(
+          () => true,
+          () => false,
+        );
+        const prohibited = added.last?.error === "EHOSTUNREACH";
+        ok &&= added.ms !== undefined && added.ms <= EFFECT_WITHIN_MS && prohibited && stillEcho;
         notes.push(
-          `drop tcp/${HTTP_PORT} bit after ${added.ms} ms (web ${describeResult(added.web)}${prohibited ? " = admin-prohibited" : ", want EHOSTUNREACH"})`,
+          `drop tcp/${HTTP_PORT} ${describeEffect(added.ms)} (web ${describeResult(added.last)}${
+            prohibited ? " = admin-prohibited" : ", want EHOSTUNREACH = admin-prohibited"
+          }; echo ${stillEcho ? "still works" : "BROKEN"})`,
         );
 
-        await setRules(state, target.name, [
-          `action=accept proto=tcp dst4=${SERVER_IP} dstports=${HTTP_PORT}`,
-          "action=drop",
-        ]);
-        const set = await waitForOutcome(target.ns, { echo: false, web: true });
-        ok &&= set.ms <= EFFECT_WITHIN_MS;
-        notes.push(`set (web only) took effect after ${set.ms} ms`);
+        const set = await measureEffect(
+          target.ns,
+          web,
+          (r) => r.ok,
+          () =>
+            setRules(state, target.name, [
+              `action=accept proto=tcp dst4=${SERVER_IP} dstports=${HTTP_PORT}`,
+              "action=drop",
+            ]),
+        );
+        const swapped = await waitForOutcome(target.ns, { echo: false, web: true }).then(
+          () => true,
+          () => false,
+        );
+        ok &&= set.ms !== undefined && set.ms <= EFFECT_WITHIN_MS && swapped;
+        notes.push(
+          `set (web only, rest dropped) ${describeEffect(set.ms)}${swapped ? "" : " but echo still passes"}`,
+        );
 
         await publishBrokenRules(state, native);
         const reason = await waitUntil(
