@@ -79,19 +79,12 @@ t.test(
       zoneFile,
     ]);
     await new Promise<void>((r, reject) => {
+      let stderr = "";
+      server.stderr?.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
       server.stdout?.once("data", () => r());
-      let err = "";
-      server.stderr?.on("data", (c: Buffer) => {
-        err += c.toString();
-      });
-      server.stdout?.on("data", (c: Buffer) => {
-        err += c.toString();
-      });
-      server.once("exit", (code, signal) =>
-        reject(
-          new Error(`dns-server exited with ${code} ${signal} ${process.execPath} ${DNS_SERVER_JS}: ${err}`),
-        ),
-      );
+      server.once("exit", (code) => reject(new Error(`dns-server exited with ${code}: ${stderr}`)));
     });
 
     const daemon = await startTestDaemon(t);
