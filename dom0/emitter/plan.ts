@@ -163,6 +163,34 @@ function planOwnKeys(c: Collection, vm: VmRecord, keys: KeyMap): void {
   setIf(keys, QUBES_GATEWAY6_KEY, visibleGateway6(c, vm));
 }
 
+/**
+ * Rule sets already formatted, by rule list, family and which rules have
+ * expired. Rule lists are immutable once loaded, so planning the same list
+ * again (before and after a change, or at every sync of `serve`) formats its
+ * rules once. Still pure: the cache only remembers results of a pure function.
+ */
+const ruleSetCache = new WeakMap<readonly FirewallRule[], Map<string, Map<string, string>>>();
+
+function planRuleSet(rules: readonly FirewallRule[], family: 4 | 6, now: number): Map<string, string> {
+  let byInput = ruleSetCache.get(rules);
+  if (byInput === undefined) {
+    byInput = new Map();
+    ruleSetCache.set(rules, byInput);
+  }
+  // `now` only matters through the rules that have expired by then.
+  const expired: number[] = [];
+  rules.forEach((rule, index) => {
+    if (rule.expire !== undefined && rule.expire <= now) expired.push(index);
+  });
+  const key = `${family}:${expired.join(",")}`;
+  let planned = byInput.get(key);
+  if (planned === undefined) {
+    planned = planFirewallKeys(rules, family, now);
+    byInput.set(key, planned);
+  }
+  return planned;
+}
+
 /** Rule keys, then the signal key, for one address (keys.md "Firewall publication order"). */
 function planFirewall(
   address: string,
@@ -172,7 +200,7 @@ function planFirewall(
   keys: KeyMap,
 ) {
   const prefix = firewallRulesPrefix(address);
-  for (const [name, value] of planFirewallKeys(rules, family, now)) keys.set(`${prefix}${name}`, value);
+  for (const [name, value] of planRuleSet(rules, family, now)) keys.set(`${prefix}${name}`, value);
   keys.set(firewallSignalKey(address), "");
 }
 
