@@ -19,7 +19,7 @@ export interface DownReport {
 }
 
 /** Subpaths `up` creates in DIR; only these are deleted (never a blind `rm -rf DIR`). */
-const OWNED_ENTRIES = ["run", "log", "pids", "agent", "qubes", `${STATE_FILE}.tmp`, STATE_FILE];
+const OWNED_ENTRIES = ["run", "log", "pids", "agent", "qubes", "tmp", `${STATE_FILE}.tmp`, STATE_FILE];
 
 export async function down(dir: string): Promise<DownReport> {
   const report: DownReport = { found: false, stopped: [], removedNamespaces: [], failures: [] };

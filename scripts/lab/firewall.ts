@@ -1,5 +1,5 @@
 /** The firewall as the lab drives it: `qvm-firewall` in dom0, error reports in the ProxyVM's QubesDB. */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runDom0 } from "./dom0.js";
 import { readKey, withQubesDb } from "./qubesdb.js";
@@ -12,7 +12,8 @@ export function qvmFirewall(state: LabState, vm: string, args: readonly string[]
 
 /** `qvm-firewall VM set --file F`: the whole list replaced in one step. */
 export function setRules(state: LabState, vm: string, rules: readonly string[]): Promise<string> {
-  const file = join(state.dir, `rules-${vm}.txt`);
+  mkdirSync(join(state.dir, "tmp"), { recursive: true });
+  const file = join(state.dir, "tmp", `rules-${vm}.txt`);
   writeFileSync(file, `${rules.join("\n")}\n`);
   return qvmFirewall(state, vm, ["set", "--file", file]);
 }
