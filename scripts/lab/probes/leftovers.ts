@@ -32,7 +32,12 @@ function ownLineage(): Set<number> {
 }
 
 /** Scans the host (read-only) for anything of the lab with this prefix, directory and vifs. */
-export function findLeftovers(state: Pick<LabState, "prefix" | "dir" | "vms" | "runDir">): Leftovers {
+export function findLeftovers(state: {
+  readonly prefix: string;
+  readonly dir: string;
+  readonly runDir: string;
+  readonly vms: ReadonlyArray<{ readonly vif: string }>;
+}): Leftovers {
   const natNames = new Set(state.vms.map((v) => `${v.vif}-nat`));
   const namespaces = existsSync(NETNS_RUN_DIR)
     ? readdirSync(NETNS_RUN_DIR).filter((n) => n.startsWith(state.prefix) || natNames.has(n))
