@@ -9,7 +9,7 @@ import { findLeftovers, runProbes } from "./probes.js";
 import { formatProbe, formatSummary, paint, type Style, terminalStyle } from "./report.js";
 import { runScenario } from "./scenario.js";
 import { type LabState, loadState, stopCreation } from "./state.js";
-import { sleep } from "./system.js";
+import { sleep, waitUntil } from "./system.js";
 import { DEFAULT_CLIENTS, DEFAULT_FAKE_GATEWAY, DEFAULT_FAKE_IP, DEFAULT_FAKE_NETMASK } from "./topology.js";
 import { up } from "./up.js";
 
@@ -28,7 +28,16 @@ export async function runDemo(
       const report = await down(dir);
       for (const failure of report.failures) write(`  ${failure}`);
       if (state !== undefined) {
-        const left = findLeftovers(state);
+        // A command `up` was running when interrupted may take a moment to exit.
+        const left = await waitUntil(
+          "the lab's last processes to exit",
+          () => {
+            const found = findLeftovers(state);
+            return found.processes.length === 0 ? found : undefined;
+          },
+          2000,
+          50,
+        ).catch(() => findLeftovers(state));
         const count = left.namespaces.length + left.processes.length + left.sockets.length;
         write(
           count === 0
@@ -43,15 +52,20 @@ export async function runDemo(
     })();
     return tearingDown;
   };
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
     write(`\n${signal}: stopping`);
     // Give in-flight creations a moment to record themselves, then remove everything.
     void sleep(100)
       .then(teardown)
       .finally(() => process.exit(130));
   };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  // `on`, not `once`: execa's signal-exit re-raises a signal that has no other
+  // listener left, which would kill the demo before `down` ran.
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     narrate(
       "Building the lab: dom0's store, sys-net with a test server, sys-firewall running the agent, three anonymous VMs sharing one fake IP and one ordinary VM",
