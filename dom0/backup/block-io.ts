@@ -5,7 +5,7 @@
  * the previous chunk; writes hand a buffer to a Writable and get it back when
  * the stream's write callback says the bytes have left it.
  */
-import { read } from "node:fs";
+import { read, write } from "node:fs";
 import type { Writable } from "node:stream";
 import { SystemError } from "../../shared/errors.js";
 
@@ -115,4 +115,28 @@ export class OrderedWriter {
     }
     this.check();
   }
+}
+
+function writeOnce(
+  fd: number,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, buf, offset, length, position, (error, written) => (error ? reject(error) : resolve(written)));
+  });
+}
+
+/** Writes all of `buf[start, end)` at `position` of `fd` (pwrite, so several may be in flight). */
+export async function writeAt(
+  fd: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  position: number,
+): Promise<void> {
+  let done = start;
+  while (done < end) done += await writeOnce(fd, buf, done, end - done, position + done - start);
 }

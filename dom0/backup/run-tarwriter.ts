@@ -1,11 +1,15 @@
 /**
  * `qubes-tarwriter`: one sparse entry for INPUT, to OUTPUT (default stdout),
  * optionally through a compress program. The CLI file only parses options.
+ * A regular output file takes the single-pass path (file-entry.ts); pipes,
+ * devices and compress programs take the stream writer.
  */
-import { createWriteStream, openSync } from "node:fs";
+import { createWriteStream, fstatSync, openSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
+import { SystemError } from "../../shared/errors.js";
 import { type CompressPipe, startCompressProgram } from "./compress.js";
+import { writeSparseArchiveFile } from "./file-entry.js";
 import { createProgressBar } from "./progress.js";
 import { createTarStream } from "./tar-writer.js";
 
@@ -18,34 +22,49 @@ export interface TarWriterOptions {
   readonly progress: boolean;
 }
 
-export async function runTarWriter(options: TarWriterOptions): Promise<void> {
-  const toStdout = options.output === "-";
-  let fileFd: number | undefined;
-  let sink: Writable;
-  let compress: CompressPipe | undefined;
-  if (options.compressProgram !== undefined) {
-    fileFd = toStdout ? 1 : openSync(options.output, "w", 0o644);
-    compress = startCompressProgram(options.compressProgram, fileFd);
-    sink = compress.input;
-  } else {
-    sink = toStdout ? process.stdout : createWriteStream(options.output, { mode: 0o644 });
-  }
-  const bar = options.progress ? createProgressBar(process.stderr) : undefined;
-  const tar = createTarStream(sink, bar ? { onProgress: (p) => bar.update(p) } : {});
+function openOutput(path: string): number {
   try {
-    await tar.addVolume(options.overrideName ?? options.input, options.input);
-    await tar.finish();
+    return openSync(path, "w", 0o644);
   } catch (error) {
-    // A compressor that died first is the real cause; our EPIPE is its symptom.
-    await compress?.close().catch(() => {});
-    throw compress?.failure() ?? error;
+    throw new SystemError(`Cannot write the archive to "${path}"`, { cause: error });
+  }
+}
+
+export async function runTarWriter(options: TarWriterOptions): Promise<void> {
+  const name = options.overrideName ?? options.input;
+  const toStdout = options.output === "-";
+  const bar = options.progress ? createProgressBar(process.stderr) : undefined;
+  const progress = bar ? { onProgress: bar.update } : {};
+  const fileFd = toStdout ? 1 : openOutput(options.output);
+  try {
+    if (options.compressProgram === undefined && !toStdout && fstatSync(fileFd).isFile()) {
+      await writeSparseArchiveFile(options.input, name, fileFd, progress);
+      return;
+    }
+    let sink: Writable;
+    let compress: CompressPipe | undefined;
+    if (options.compressProgram !== undefined) {
+      compress = startCompressProgram(options.compressProgram, fileFd);
+      sink = compress.input;
+    } else {
+      sink = toStdout ? process.stdout : createWriteStream("", { fd: fileFd, autoClose: false });
+    }
+    const tar = createTarStream(sink, progress);
+    try {
+      await tar.addVolume(name, options.input);
+      await tar.finish();
+    } catch (error) {
+      // A compressor that died first is the real cause; our EPIPE is its symptom.
+      await compress?.close().catch(() => {});
+      throw compress?.failure() ?? error;
+    }
+    if (compress !== undefined) {
+      await compress.close();
+    } else if (!toStdout) {
+      sink.end();
+      await finished(sink);
+    }
   } finally {
     bar?.end();
-  }
-  if (compress !== undefined) {
-    await compress.close();
-  } else if (!toStdout) {
-    sink.end();
-    await finished(sink);
   }
 }

@@ -36,8 +36,12 @@ export class SparseMapBuilder {
   #position = 0;
   #dataStart = -1;
 
-  /** Scans `buf[0, length)`, which holds the input bytes at the current position. */
-  add(buf: Buffer, length: number): void {
+  /**
+   * Scans `buf[0, length)`, which holds the input bytes at the current
+   * position. `onData(start, end)` is told each run of data blocks inside
+   * this chunk (chunk-relative), for writers that copy while they scan.
+   */
+  add(buf: Buffer, length: number, onData?: (start: number, end: number) => void): void {
     const base = this.#position;
     // Fast path 1: a whole chunk of zeros (one memcmp) is one hole.
     if (length % BLOCK_SIZE === 0 && isAllZero(buf, 0, length)) {
@@ -47,24 +51,40 @@ export class SparseMapBuilder {
     }
     // Fast path 2: a block whose first 8 bytes are not zero is data; only
     // blocks that start with zeros need the full comparison.
+    // (An unaligned buffer gets a 2-word zero view: every block takes the memcmp.)
     const words =
       buf.byteOffset % 4 === 0
         ? new Uint32Array(buf.buffer, buf.byteOffset, length >>> 2)
         : new Uint32Array(2);
     const fullBlocks = Math.floor(length / BLOCK_SIZE);
+    let runStart = -1;
     for (let block = 0; block < fullBlocks; block++) {
       const at = block * BLOCK_SIZE;
       const word = at >>> 2;
-      // (An unaligned buffer gets a 2-word zero view: every block takes the memcmp.)
       const zero =
         (words[word] ?? 0) === 0 &&
         (words[word + 1] ?? 0) === 0 &&
         buf.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0;
-      if (zero) this.#endData(base + at);
-      else if (this.#dataStart < 0) this.#dataStart = base + at;
+      if (zero) {
+        this.#endData(base + at);
+        if (runStart >= 0) onData?.(runStart, at);
+        runStart = -1;
+      } else {
+        if (this.#dataStart < 0) this.#dataStart = base + at;
+        if (runStart < 0) runStart = at;
+      }
     }
-    if (length % BLOCK_SIZE !== 0 && this.#dataStart < 0) this.#dataStart = base + fullBlocks * BLOCK_SIZE;
+    if (length % BLOCK_SIZE !== 0) {
+      if (this.#dataStart < 0) this.#dataStart = base + fullBlocks * BLOCK_SIZE;
+      if (runStart < 0) runStart = fullBlocks * BLOCK_SIZE;
+    }
+    if (runStart >= 0) onData?.(runStart, length);
     this.#position += length;
+  }
+
+  /** Extents completed so far (the open one not counted). */
+  get extentCount(): number {
+    return this.#extents.length;
   }
 
   #endData(at: number): void {

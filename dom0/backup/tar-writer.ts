@@ -107,7 +107,9 @@ export function createTarStream(output: Writable, options: TarStreamOptions = {}
     let next = 0;
     const issue = (buf: Buffer) => {
       const length = Math.min(chunkSize, size - next);
-      reads.push({ buf, length, done: readExactly(fd, buf, length, next, what) });
+      const done = readExactly(fd, buf, length, next, what);
+      done.catch(() => {}); // awaited in order below; a failure must not count as unhandled first
+      reads.push({ buf, length, done });
       next += length;
     };
     try {
@@ -154,7 +156,9 @@ export function createTarStream(output: Writable, options: TarStreamOptions = {}
           const length = Math.min(chunkSize, extent.offset + extent.size - at);
           const buf = await pool.acquire();
           writer.check();
-          reads.push({ buf, length, done: readExactly(fd, buf, length, at, what) });
+          const done = readExactly(fd, buf, length, at, what);
+          done.catch(() => {}); // awaited in order by writeOldest
+          reads.push({ buf, length, done });
           if (reads.length >= READ_AHEAD) await writeOldest();
         }
       }

@@ -85,6 +85,13 @@ t.test("archives round-trip through GNU tar and Python's tarfile", async (t) => 
       t.equal(written.stderr, "");
       t.equal(written.status, 0);
 
+      const streamed = run("node", [CLI, "--override-name", "vm/private.img", inputPath, "-"]);
+      t.equal(
+        sha256(streamed.stdout),
+        sha256(readFileSync(archive)),
+        "file output (single pass) and stdout agree",
+      );
+
       const map = expectedMap(input);
       const mapText = `${[map.length, ...map.flatMap((e) => [e.offset, e.size])].join("\n")}\n`;
       const stored = pad(mapText.length) + map.reduce((n, e) => n + e.size, 0);
@@ -232,17 +239,32 @@ t.test("a failing compress program fails the run with its exit code", async (t) 
   }
 });
 
-t.test("a missing input is an error naming it", async (t) => {
-  const r = run("node", [CLI, "/nonexistent/x.img", "-"]);
-  t.equal(r.status, 1);
-  t.match(
-    r.stderr,
-    /^qubes-tarwriter: Cannot archive "\/nonexistent\/x.img" as "\/nonexistent\/x.img": cannot open it: ENOENT/,
-  );
+t.test("a missing input is an error naming it, whatever the output", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tarwriter-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const output of ["-", join(dir, "out.tar")]) {
+    const r = run("node", [CLI, "/nonexistent/x.img", output]);
+    t.equal(r.status, 1);
+    t.match(
+      r.stderr,
+      /^qubes-tarwriter: Cannot archive "\/nonexistent\/x.img" as "\/nonexistent\/x.img": cannot open it: ENOENT/,
+    );
+  }
 });
 
 t.test("a directory input is refused", async (t) => {
   const r = run("node", [CLI, "/tmp", "-"]);
   t.equal(r.status, 1);
   t.equal(r.stderr, 'qubes-tarwriter: Cannot archive "/tmp": not a regular file or block device\n');
+});
+
+t.test("an existing, longer output file is replaced, not overlaid", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tarwriter-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "big.img"), data(3 << 20));
+  writeFileSync(join(dir, "small.img"), data(100));
+  const out = join(dir, "out.tar");
+  t.equal(run("node", [CLI, join(dir, "big.img"), out]).status, 0);
+  t.equal(run("node", [CLI, join(dir, "small.img"), out]).status, 0);
+  t.equal(sha256(readFileSync(out)), sha256(run("node", [CLI, join(dir, "small.img"), "-"]).stdout));
 });
