@@ -303,3 +303,52 @@ t.test("a full disk fails the restore naming the entry and removes the VM", { sk
   t.notMatch(readFileSync(join(dst, "qubes.xml"), "utf8"), /name">tpl</);
   t.equal(existsSync(join(dst, "appvms/tpl/root.img")), false);
 });
+
+t.test("verify-only of a broken backup fails and changes nothing", async (t) => {
+  const { root, src, archive } = sourceStore(t);
+  t.equal(run("node", [BACKUP, "--qubes-dir", src, archive]).status, 0);
+  const broken = join(root, "broken.tar");
+  writeFileSync(broken, readFileSync(archive).subarray(0, 5000));
+  const dst = join(root, "dst");
+  const r = run("node", [RESTORE, "--verify-only", "--qubes-dir", dst, broken]);
+  t.equal(r.status, 1);
+  t.match(
+    r.stderr,
+    /^qvm-backup-restore: Cannot restore the backup at entry "tpl\/private.img": the archive ends inside/,
+  );
+  t.equal(existsSync(dst), false);
+});
+
+t.test("a backup that fails to decompress names the decompressor", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "restore-zstd-"));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const path = join(root, "bad.tar.zst");
+  writeFileSync(path, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(100, 7)]));
+  const r = run("node", [RESTORE, "--qubes-dir", join(root, "dst"), path]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, new RegExp(`^qvm-backup-restore: Cannot decompress "${path}" with zstd: exit code 1: `));
+});
+
+t.test("qvm-backup fails with the exit code of a failing compress program", async (t) => {
+  const { root, src } = sourceStore(t);
+  const r = run("node", [BACKUP, "--compress-program", "exit 9", "--qubes-dir", src, join(root, "b.tar")]);
+  t.equal(r.status, 9);
+  t.equal(r.stderr, 'qvm-backup: Cannot compress the archive with "exit 9": it exited with code 9\n');
+});
+
+t.test("qvm-backup refuses unknown qubes and dom0", async (t) => {
+  const { root, src } = sourceStore(t);
+  const table: Array<[string[], string]> = [
+    [["nope"], 'qvm-backup: Cannot back up "nope": no such qube\n'],
+    [["dom0"], 'qvm-backup: Cannot back up "dom0": the AdminVM has no volumes here\n'],
+    [
+      ["--exclude", "work", "--exclude", "tpl"],
+      "qvm-backup: Cannot back up nothing: every qube was excluded\n",
+    ],
+  ];
+  for (const [args, stderr] of table) {
+    const r = run("node", [BACKUP, "--qubes-dir", src, join(root, "b.tar"), ...args]);
+    t.equal(r.status, 1, args.join(" "));
+    t.equal(r.stderr, stderr, args.join(" "));
+  }
+});
