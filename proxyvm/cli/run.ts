@@ -99,6 +99,7 @@ export async function runDaemon(globals: GlobalOptions, log: Logger): Promise<nu
   });
   await agent.start();
   await stopped;
+  await parts.nat.flush().catch(() => undefined);
   parts.netlink.close();
   return 0;
 }
@@ -123,6 +124,7 @@ export async function runHook(
     const key = parts.nat.recordEvent({ ...args, online: command === "online" });
     await parts.nat.sync(ANTISPOOF_KEY);
     await parts.nat.sync(key);
+    await parts.nat.flush();
     return 0;
   } catch (error) {
     process.stderr.write(`qubes-fakeip-agent: ${describeError(error)}\n`);

@@ -18,6 +18,7 @@ import { isIPv4 } from "../../shared/net/ip.js";
 import { type AgentComponent, type AgentContext, PermanentSyncError } from "../component.js";
 import { type DesiredVif, planDesiredVif, type VifDbFacts, type VifEvent } from "../desired.js";
 import type { VifStore } from "../state.js";
+import { createAllowList } from "./allow-list.js";
 import { planConnected } from "./antispoof.js";
 import { applyVif, observeStructure } from "./apply.js";
 import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS } from "./names.js";
@@ -39,6 +40,8 @@ export interface NatComponent extends AgentComponent {
   recordEvent(event: VifEvent): string;
   /** Keys to mark for a kernel link event: only vifs this component knows or owns. */
   keysForLink(name: string): string[];
+  /** Writes deferred allow-list removals now (before a one-shot hook or the daemon exits). */
+  flush(): Promise<void>;
 }
 
 export interface NatComponentOptions {
@@ -77,6 +80,12 @@ function describe(desired: DesiredVif, event: VifEvent | undefined): Omit<VifSta
 
 export function createNatComponent(ctx: AgentContext, options: NatComponentOptions): NatComponent {
   const { system, store } = options;
+  const allow = createAllowList((script) => system.nft(script), {
+    onError: (error) =>
+      ctx.log.warn("deferred allow-list removal failed, kept for the next change", {
+        error: describeError(error),
+      }),
+  });
   const statuses = new Map<string, VifStatus>();
   /**
    * What each vif was last converged from (desired state + the shape observed
@@ -112,7 +121,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     if (converged.get(vif) === (await fingerprint())) return;
     converged.delete(vif);
     try {
-      const outcome = await applyVif(system, desired, record?.applied);
+      const outcome = await applyVif(system, allow, desired, record?.applied);
       if (outcome.result === "applied") {
         if (event !== undefined) store.put(vif, { event, applied: outcome.applied });
         record = store.get(vif);
@@ -168,6 +177,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     status() {
       return Object.fromEntries([...statuses].map(([vif, status]) => [vif, status]));
     },
+    flush: () => allow.flush(),
     keysForLink(name) {
       if (!isVifName(name)) return [];
       return store.get(name) !== undefined ? [name] : [];

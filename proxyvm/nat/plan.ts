@@ -277,9 +277,8 @@ export function planStructure(
 
 /** Removal of everything owned for a vif (offline, or its VM is gone). */
 export function planTeardown(vif: string, observed: ObservedStructure): string[] {
-  const lines: string[] = [];
-  if (observed.proxyLink === "ours") lines.push(`link del dev ${vif}`);
-  // Deleting the namespace also destroys Xen's vif inside it: only done once the VM is offline.
-  if (observed.netnsExists) lines.push(`netns del ${natNetnsName(vif)}`);
-  return lines;
+  // Deleting the namespace destroys everything inside it, Xen's vif included
+  // (only done once the VM is offline), and with `vifX.Y-p` our `vifX.Y`, its peer.
+  if (observed.netnsExists) return [`netns del ${natNetnsName(vif)}`];
+  return observed.proxyLink === "ours" ? [`link del dev ${vif}`] : [];
 }

@@ -188,10 +188,12 @@ t.test("structure steps follow the observed shape", async (t) => {
 });
 
 t.test("teardown removes only what the agent owns", async (t) => {
-  t.same(planTeardown("vif3.0", { netnsExists: true, proxyLink: "ours" }), [
-    "link del dev vif3.0",
-    "netns del vif3.0-nat",
-  ]);
+  t.same(
+    planTeardown("vif3.0", { netnsExists: true, proxyLink: "ours" }),
+    ["netns del vif3.0-nat"],
+    "the namespace takes the veth pair with it",
+  );
+  t.same(planTeardown("vif3.0", { netnsExists: false, proxyLink: "ours" }), ["link del dev vif3.0"]);
   t.same(
     planTeardown("vif3.0", { netnsExists: false, proxyLink: "xen" }),
     [],

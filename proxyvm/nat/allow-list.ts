@@ -1,0 +1,77 @@
+/**
+ * Writes the ProxyVM's allow-list (antispoof.ts) with as few nft transactions
+ * as correctness allows. Each nft commit costs the kernel 10-20 ms, more than
+ * everything else a teardown does, so removals of vifs that are gone are
+ * deferred and coalesced: an entry keyed by a vif name that no longer exists
+ * matches no packet, and a vif of the same name can only come back through
+ * `online`, whose own transaction carries the pending removals first. A short
+ * timer flushes whatever is left.
+ */
+import { type AllowedPair, planAntispoofChange } from "./antispoof.js";
+
+export interface AllowList {
+  /** One transaction: pending removals, then `remove`, then `add`. */
+  change(
+    add: readonly AllowedPair[],
+    remove: readonly AllowedPair[],
+    ndp?: { add?: string[]; remove?: string[] },
+  ): Promise<void>;
+  /** Removal of entries whose vif is gone, written with the next change or after `delayMs`. */
+  deferRemove(remove: readonly AllowedPair[], ndpRemove: readonly string[]): void;
+  /** Writes pending removals now. */
+  flush(): Promise<void>;
+}
+
+export function createAllowList(
+  nft: (script: string) => Promise<void>,
+  options: { delayMs?: number; onError?: (error: unknown) => void } = {},
+): AllowList {
+  let pending: AllowedPair[] = [];
+  let pendingNdp: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const delayMs = options.delayMs ?? 50;
+
+  const take = () => {
+    const taken = { pairs: pending, ndp: pendingNdp };
+    pending = [];
+    pendingNdp = [];
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    return taken;
+  };
+  const restore = (taken: { pairs: AllowedPair[]; ndp: string[] }) => {
+    pending = [...taken.pairs, ...pending];
+    pendingNdp = [...taken.ndp, ...pendingNdp];
+  };
+
+  const list: AllowList = {
+    async change(add, remove, ndp = {}) {
+      const taken = take();
+      try {
+        await nft(
+          planAntispoofChange(add, [...taken.pairs, ...remove], {
+            add: ndp.add ?? [],
+            remove: [...taken.ndp, ...(ndp.remove ?? [])],
+          }),
+        );
+      } catch (error) {
+        restore(taken);
+        throw error;
+      }
+    },
+    deferRemove(remove, ndpRemove) {
+      pending.push(...remove);
+      pendingNdp.push(...ndpRemove);
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        list.flush().catch((error: unknown) => options.onError?.(error));
+      }, delayMs);
+      timer.unref();
+    },
+    async flush() {
+      if (pending.length === 0 && pendingNdp.length === 0) return;
+      await list.change([], []);
+    },
+  };
+  return list;
+}

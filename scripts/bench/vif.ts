@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+/**
+ * Bench of the agent's vif bring-up and teardown (issue 5): 1, 50 and 200
+ * fake-IP vifs in a fresh ProxyVM namespace, driven through the running
+ * daemon's control socket exactly as the hook does (one vif at a time, each
+ * waited for), next to the kernel floor measured in the same run: the time of
+ * one `ip link set DEV netns NS` move of a fresh veth end, the one kernel
+ * operation the design cannot avoid. Also the daemon's resident memory with
+ * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200]`.
+ * Every namespace it makes is named uniquely and removed at the end.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { sendControlRequest } from "../../proxyvm/sources/control-socket.js";
+import { connectQubesDb } from "../../shared/qubesdb/index.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const AGENT_JS = resolve(here, "../../proxyvm/cli/qubes-fakeip-agent.js");
+const DAEMON_JS = resolve(here, "../../shared/qubesdb/cli/qubesdb-daemon.js");
+const FLOOR_SAMPLES = 7;
+
+const tag = `${(process.pid % 1296).toString(36)}${randomBytes(2).toString("hex")}`;
+const made: string[] = [];
+
+async function netns(name: string): Promise<string> {
+  await execa("ip", ["netns", "add", name]);
+  made.push(name);
+  return name;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+async function measureFloor(proxy: string, target: string): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < FLOOR_SAMPLES; i++) {
+    await execa("ip", ["-n", proxy, "link", "add", `fl${i}a`, "type", "veth", "peer", "name", `fl${i}b`]);
+    const start = performance.now();
+    await execa("nsenter", [
+      `--net=/run/netns/${proxy}`,
+      "ip",
+      "link",
+      "set",
+      "dev",
+      `fl${i}b`,
+      "netns",
+      target,
+    ]);
+    samples.push(performance.now() - start);
+    await execa("ip", ["-n", proxy, "link", "del", `fl${i}a`]);
+  }
+  return median(samples);
+}
+
+function waitReady(child: ChildProcess): Promise<void> {
+  return new Promise((ok, fail) => {
+    let log = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes("INFO ready")) ok();
+    });
+    child.once("exit", () => fail(new Error(`Cannot start the agent: ${log}`)));
+  });
+}
+
+interface Round {
+  count: number;
+  floorMs: number;
+  upMs: number;
+  downMs: number;
+  rssKiB: number;
+}
+
+async function round(count: number): Promise<Round> {
+  const proxy = await netns(`bpx${tag}`);
+  const vms = await netns(`bvm${tag}`);
+  const floorNs = await netns(`bfl${tag}`);
+  const dir = mkdtempSync(join(tmpdir(), "bench-vif-"));
+  const socket = join(dir, "qubesdb.sock");
+  const db = spawn(process.execPath, [DAEMON_JS, "--socket", socket], { stdio: "ignore" });
+  let agent: ChildProcess | undefined;
+  const base = randomInt(100, 32752 - count);
+  const vifs = Array.from({ length: count }, (_, i) => ({
+    vif: `vif${base + i}.0`,
+    ip: `10.137.${Math.floor((i + 2) / 250)}.${((i + 2) % 250) + 2}`,
+  }));
+  try {
+    // set-up, not measured: Xen's vifs (peers in one namespace standing for the VMs) and dom0's keys
+    const lines = vifs.map(
+      (v, i) =>
+        `link add ${v.vif} address fe:ff:ff:ff:ff:ff type veth peer name vm${i} netns ${vms} address 00:16:3e:5e:6c:00`,
+    );
+    await execa("ip", ["-n", proxy, "-batch", "-"], { input: `${lines.join("\n")}\n` });
+    await new Promise((r) => setTimeout(r, 200));
+    const client = await connectQubesDb({ socket, reconnect: false });
+    await client.write("/qubes-netvm-gateway", "10.137.0.1");
+    await client.write("/connected-ips", vifs.map((v) => v.ip).join(" "));
+    for (const v of vifs) {
+      await client.write(`/mapped-ip/${v.ip}/visible-ip`, "10.200.0.10");
+      await client.write(`/mapped-ip/${v.ip}/visible-gateway`, "10.200.0.1");
+    }
+    await client.close();
+    const control = join(dir, "agent.sock");
+    agent = spawn(
+      "nsenter",
+      [
+        `--net=/run/netns/${proxy}`,
+        process.execPath,
+        AGENT_JS,
+        "--qubesdb-socket",
+        socket,
+        "--control-socket",
+        control,
+        "--state-dir",
+        dir,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, QUBES_FAKEIP_LOG: "info" } },
+    );
+    await waitReady(agent);
+    const floorMs = await measureFloor(proxy, floorNs);
+
+    let start = performance.now();
+    for (const v of vifs) {
+      const reply = await sendControlRequest(control, {
+        type: "vif",
+        command: "online",
+        vif: v.vif,
+        ip: v.ip,
+      });
+      if (reply?.ok !== true) throw new Error(`Cannot bring up ${v.vif}: ${reply?.error ?? "no daemon"}`);
+    }
+    const upMs = performance.now() - start;
+    const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+
+    start = performance.now();
+    for (const v of vifs) {
+      const reply = await sendControlRequest(control, {
+        type: "vif",
+        command: "offline",
+        vif: v.vif,
+        ip: v.ip,
+      });
+      if (reply?.ok !== true) throw new Error(`Cannot tear down ${v.vif}: ${reply?.error ?? "no daemon"}`);
+    }
+    const downMs = performance.now() - start;
+    return { count, floorMs, upMs, downMs, rssKiB };
+  } finally {
+    agent?.kill("SIGKILL");
+    db.kill("SIGKILL");
+    for (const v of vifs) await execa("ip", ["netns", "del", `${v.vif}-nat`], { reject: false });
+    for (const name of made.splice(0)) await execa("ip", ["netns", "del", name], { reject: false });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error("Cannot run the vif bench: it needs root (network namespaces)");
+  const counts = (process.argv[2] ?? "1,50,200").split(",").map(Number);
+  const rows: string[] = [
+    "| vifs | floor (1 move) | bring-up total | per vif | per vif / floor | teardown total | per vif | agent RSS |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const count of counts) {
+    const r = await round(count);
+    const f = (ms: number) => `${ms.toFixed(1)} ms`;
+    rows.push(
+      `| ${count} | ${f(r.floorMs)} | ${f(r.upMs)} | ${f(r.upMs / count)} | ${(r.upMs / count / r.floorMs).toFixed(2)} | ${f(r.downMs)} | ${f(r.downMs / count)} | ${(r.rssKiB / 1024).toFixed(1)} MiB |`,
+    );
+    process.stderr.write(`${rows.at(-1)}\n`);
+  }
+  process.stdout.write(`${rows.join("\n")}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`vif bench: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
