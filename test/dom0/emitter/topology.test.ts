@@ -69,7 +69,7 @@ async function recordWrites(watched: string[], action: () => Promise<void>): Pro
   await action();
   // A marker written after the action: once it arrives, every earlier event has too.
   await Promise.all(watched.map((name) => db(name).write("/test-marker", "x")));
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 60_000;
   while ([...seen.values()].some((paths) => !paths.includes("/test-marker")) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 10));
   }
