@@ -50,6 +50,8 @@ interface Connection {
   paused: boolean;
   /** queued reply bytes allowed on top of the event limit until the next drain */
   replySlack: number;
+  /** the daemon batch in which this client was last written to */
+  batch: number;
 }
 
 interface WatchRegistration {
@@ -65,6 +67,8 @@ export class QubesDbDaemon {
   /** in registration order; events walk it newest first (§6.4) */
   #watches: WatchRegistration[] = [];
   readonly #corked: net.Socket[] = [];
+  /** incremented per input chunk handled; see #send */
+  #batch = 0;
   #listeners: UnixListener[] = [];
   #nextId = 1;
 
@@ -108,6 +112,7 @@ export class QubesDbDaemon {
       closing: false,
       paused: false,
       replySlack: 0,
+      batch: -1,
       // Payloads are buffered only for headers that pass the check (§4); others are skipped unbuffered.
       decoder: new FrameDecoder((type, path, dataLen) => checkHeader(type, path, dataLen)),
     };
@@ -131,6 +136,7 @@ export class QubesDbDaemon {
   #receive(connection: Connection, chunk: Buffer): void {
     if (connection.closing) return;
     const socket = connection.socket;
+    this.#batch++;
     connection.decoder.push(chunk, (frame) => {
       if (!this.#handle(connection, frame)) return false;
       // A client that does not read its replies: stop reading its requests until its queue drains.
@@ -158,7 +164,11 @@ export class QubesDbDaemon {
   #send(connection: Connection, message: Buffer, isEvent = false): void {
     if (connection.closing) return;
     const socket = connection.socket;
-    if (socket.writableCorked === 0) {
+    // The first message of a batch goes out at once (one event per watcher is the common
+    // fan-out case); further ones are corked and leave together in one writev.
+    if (connection.batch !== this.#batch) {
+      connection.batch = this.#batch;
+    } else if (socket.writableCorked === 0) {
       socket.cork();
       this.#corked.push(socket);
     }

@@ -21,7 +21,7 @@ function run(
   tool: string,
   args: string[],
   env: Record<string, string>,
-  whileRunning?: () => Promise<void>,
+  whileRunning?: (stdout: () => string) => Promise<void>,
 ): Promise<Run> {
   return new Promise((resolveRun) => {
     const child = spawn(process.execPath, [join(CLI, `qubesdb-${tool}.js`), ...args], {
@@ -45,7 +45,7 @@ function run(
     if (whileRunning !== undefined) {
       void (async () => {
         while (!exited) {
-          await whileRunning();
+          await whileRunning(() => stdout);
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
@@ -240,10 +240,19 @@ t.test("watch prints events until it has N; read -w waits for the exact key", as
 
 t.test("watch reports a lost daemon", async (t) => {
   const db = await startTestDaemon(t);
-  let step = 0;
-  const result = await run("watch", ["-n", "-1", "/w"], { QUBESDB_SOCKET: db.socket }, async () => {
-    // give the tool time to connect and register first
-    if (++step === 10) await db.stop();
+  const writer = await db.client();
+  let stopped = false;
+  const result = await run("watch", ["-n", "-1", "/w"], { QUBESDB_SOCKET: db.socket }, async (stdout) => {
+    // once the tool has shown an event it is surely registered: then kill the daemon
+    if (stopped) return;
+    if (stdout() === "") await writer.write("/w", "1").catch(() => {});
+    else {
+      stopped = true;
+      await db.stop();
+    }
   });
-  t.same(result, { code: 1, stdout: "", stderr: "Failed to read watch\n" });
+  t.same(
+    [result.code, result.stdout.split("\n").every((line) => line === "/w" || line === ""), result.stderr],
+    [1, true, "Failed to read watch\n"],
+  );
 });
