@@ -47,8 +47,9 @@ function destinations(
   syntax: FamilySyntax,
   resolved: ReadonlyMap<string, readonly string[]>,
 ): readonly string[] | undefined {
-  if (rule.dst4 !== undefined) return syntax.family === 4 ? [normalizeNet(4, rule.dst4)] : [];
-  if (rule.dst6 !== undefined) return syntax.family === 6 ? [normalizeNet(6, rule.dst6)] : [];
+  // the rule model guarantees canonical "addr/len" with host bits cleared (shared/firewall/rule.ts)
+  if (rule.dst4 !== undefined) return syntax.family === 4 ? [rule.dst4] : [];
+  if (rule.dst6 !== undefined) return syntax.family === 6 ? [rule.dst6] : [];
   if (rule.dsthost !== undefined)
     return (resolved.get(rule.dsthost) ?? []).map((n) => normalizeNet(syntax.family, n));
   return undefined;

@@ -77,7 +77,9 @@ function keyExpression(shape: Shape, syntax: FamilySyntax, direction: Direction)
 
 function formatNet(net: string): string {
   // a host needs no prefix; "/32" is only a host length for IPv4 (2001:db8::/32 is a network)
-  return net.includes(":") ? net.replace(/\/128$/, "") : net.replace(/\/32$/, "");
+  if (net.endsWith("/32") && !net.includes(":")) return net.slice(0, -3);
+  if (net.endsWith("/128")) return net.slice(0, -4);
+  return net;
 }
 
 /** One set element; `undefined` when the atom cannot match in this direction (an untracked ICMP type). */
@@ -97,24 +99,75 @@ function element(atom: Atom, syntax: FamilySyntax, direction: Direction): string
   return parts.join(" . ");
 }
 
+/** The match of one atom without a set (an "any" destination needs no address match). */
+function singleMatch(atom: Atom, syntax: FamilySyntax, direction: Direction): string {
+  const parts: string[] = [];
+  const original = direction === "original";
+  if (atom.shape === "dns") parts.push(`${syntax.ctOrigDaddr} ${formatNet(atom.net)}`);
+  else if (atom.net !== syntax.anyNet)
+    parts.push(`${original ? syntax.daddr : syntax.saddr} ${formatNet(atom.net)}`);
+  if (atom.shape === "at") {
+    const type = original ? atom.icmpType : syntax.icmpReplies.get(atom.icmpType ?? -1);
+    parts.push(`${syntax.icmpType} ${type}`);
+  } else if (atom.proto !== undefined) {
+    parts.push(`meta l4proto ${atom.proto === "icmp" ? syntax.icmpProto : atom.proto}`);
+    if (atom.ports !== undefined) {
+      const { from, to } = atom.ports;
+      parts.push(`${original ? "th dport" : "th sport"} ${from === to ? from : `${from}-${to}`}`);
+    }
+  }
+  return parts.join(" ");
+}
+
+interface Lookup {
+  readonly action: "accept" | "drop";
+  readonly shape: Shape;
+  readonly atoms: readonly Atom[];
+}
+
+/** Runs → lookups: per run, one per shape and overlap-free group, in order. Shared by both directions. */
+function planLookups(runs: ReturnType<typeof planRuns>, family: Family): Lookup[] {
+  const lookups: Lookup[] = [];
+  for (const run of runs) {
+    const byShape = new Map<Shape, Atom[]>();
+    for (const atom of run.atoms) {
+      const list = byShape.get(atom.shape);
+      if (list === undefined) byShape.set(atom.shape, [atom]);
+      else list.push(atom);
+    }
+    for (const shape of SHAPES) {
+      for (const group of groupAtoms(byShape.get(shape) ?? [], family, shape !== "a")) {
+        lookups.push({ action: run.action, shape, atoms: group });
+      }
+    }
+  }
+  return lookups;
+}
+
 function renderLookups(
-  runs: ReturnType<typeof planRuns>,
+  lookups: readonly Lookup[],
   syntax: FamilySyntax,
   direction: Direction,
   verdicts: { accept: string; drop: string },
 ): string[] {
   const lines: string[] = [];
-  for (const run of runs) {
-    for (const shape of SHAPES) {
-      const atoms = run.atoms.filter((a) => a.shape === shape);
-      for (const group of groupAtoms(atoms, syntax.family, shape !== "a")) {
-        const elements = group.flatMap((atom) => element(atom, syntax, direction) ?? []);
-        if (elements.length === 0) continue;
-        lines.push(
-          `${keyExpression(shape, syntax, direction)} { ${elements.join(", ")} } ${verdicts[run.action]}`,
-        );
-      }
+  for (const lookup of lookups) {
+    const elements: string[] = [];
+    let only: Atom | undefined;
+    for (const atom of lookup.atoms) {
+      const text = element(atom, syntax, direction);
+      if (text === undefined) continue;
+      elements.push(text);
+      only = atom;
     }
+    if (only === undefined) continue;
+    // one element: plain matches cost the packet the same as a lookup, but creating an
+    // anonymous set per rule makes a big reload many times slower in the kernel
+    const match =
+      elements.length === 1
+        ? singleMatch(only, syntax, direction)
+        : `${keyExpression(lookup.shape, syntax, direction)} { ${elements.join(", ")} }`;
+    lines.push(`${match}${match === "" ? "" : " "}${verdicts[lookup.action]}`);
   }
   return lines;
 }
@@ -139,12 +192,13 @@ export function compileVm(family: Family, input: VmInput): CompiledVm {
   const accept = `ct mark set ${GENERATION_PLACEHOLDER} accept`;
   const runs =
     blocked !== undefined || "blocked" in input ? [] : planRuns(input.rules, syntax, input.resolved);
+  const lookups = planLookups(runs, family);
   const body = [
     chainBlock(names.vm, [
-      ...renderLookups(runs, syntax, "original", { accept, drop: syntax.reject }),
+      ...renderLookups(lookups, syntax, "original", { accept, drop: syntax.reject }),
       syntax.reject,
     ]),
-    chainBlock(names.rpl, [...renderLookups(runs, syntax, "reply", { accept, drop: "drop" }), "drop"]),
+    chainBlock(names.rpl, [...renderLookups(lookups, syntax, "reply", { accept, drop: "drop" }), "drop"]),
   ].join("\n");
   const generation =
     blocked === undefined ? hashGeneration(`${family} ${input.address}\n${body}`) : undefined;

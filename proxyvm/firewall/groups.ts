@@ -6,55 +6,52 @@
  * a group goes to the next group (one more lookup, same result, because all
  * atoms of a run share one action). Single-field sets (`a`) need no split:
  * nft merges overlapping intervals of an anonymous set itself. Pure.
+ *
+ * Networks are compared as bit strings: two prefixes overlap exactly when
+ * one is a prefix of the other. Only the prefix lengths present in a group
+ * are probed, so the cost per atom stays small (rule sets use few lengths).
  */
 import { parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
 import type { Atom } from "./atoms.js";
 
 interface Placed {
   readonly atom: Atom;
+  readonly bits: string;
 }
 
 class Group {
   readonly atoms: Atom[] = [];
-  /** network key → atoms with exactly that network */
-  private readonly byNet = new Map<string, Placed[]>();
-  /** network key → atoms with a strictly longer prefix inside it */
-  private readonly below = new Map<string, Placed[]>();
+  /** prefix length → network bits → atoms with exactly that network */
+  readonly #byLength = new Map<number, Map<string, Placed[]>>();
 
-  constructor(private readonly masks: readonly bigint[]) {}
-
-  overlaps(atom: Atom, value: bigint, prefix: number): boolean {
-    for (let q = 0; q <= prefix; q++) {
-      for (const other of this.byNet.get(netKey(value & this.mask(q), q)) ?? []) {
-        if (restOverlaps(atom, other.atom)) return true;
+  overlaps(atom: Atom, bits: string): boolean {
+    for (const [length, nets] of this.#byLength) {
+      // an atom of the group contains this one, or is contained in it
+      const key = length <= bits.length ? bits.slice(0, length) : undefined;
+      const candidates = key === undefined ? undefined : nets.get(key);
+      for (const other of candidates ?? []) if (restOverlaps(atom, other.atom)) return true;
+      if (length > bits.length) {
+        for (const [net, others] of nets) {
+          if (!net.startsWith(bits)) continue;
+          for (const other of others) if (restOverlaps(atom, other.atom)) return true;
+        }
       }
-    }
-    for (const other of this.below.get(netKey(value, prefix)) ?? []) {
-      if (restOverlaps(atom, other.atom)) return true;
     }
     return false;
   }
 
-  add(atom: Atom, value: bigint, prefix: number): void {
-    const placed = { atom };
+  add(atom: Atom, bits: string): void {
+    const placed = { atom, bits };
     this.atoms.push(atom);
-    push(this.byNet, netKey(value, prefix), placed);
-    for (let q = 0; q < prefix; q++) push(this.below, netKey(value & this.mask(q), q), placed);
+    let nets = this.#byLength.get(bits.length);
+    if (nets === undefined) {
+      nets = new Map();
+      this.#byLength.set(bits.length, nets);
+    }
+    const list = nets.get(bits);
+    if (list === undefined) nets.set(bits, [placed]);
+    else list.push(placed);
   }
-
-  private mask(prefix: number): bigint {
-    return this.masks[prefix] ?? 0n;
-  }
-}
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [value]);
-  else list.push(value);
-}
-
-function netKey(value: bigint, prefix: number): string {
-  return `${value.toString(16)}/${prefix}`;
 }
 
 /** Whether two atoms with overlapping networks also overlap in protocol, port and ICMP type. */
@@ -70,11 +67,15 @@ function atomKey(atom: Atom): string {
   return `${atom.net}|${atom.proto ?? ""}|${atom.ports?.from ?? ""}-${atom.ports?.to ?? ""}|${atom.icmpType ?? ""}`;
 }
 
-const MASKS: Record<4 | 6, bigint[]> = { 4: masks(32), 6: masks(128) };
-
-function masks(bits: number): bigint[] {
-  const all = (1n << BigInt(bits)) - 1n;
-  return Array.from({ length: bits + 1 }, (_, q) => (all << BigInt(bits - q)) & all);
+/** The network part of `addr/len` as a string of `len` bits. */
+function networkBits(net: string, family: 4 | 6): string {
+  const [address = "", prefixText = ""] = net.split("/");
+  const prefix = Number(prefixText);
+  const full =
+    family === 4
+      ? parseIPv4(address).toString(2).padStart(32, "0")
+      : parseIPv6(address).toString(2).padStart(128, "0");
+  return full.slice(0, prefix);
 }
 
 /** Overlap-free groups of atoms (all of one shape), in first-seen order, duplicates removed. */
@@ -85,15 +86,13 @@ export function groupAtoms(atoms: readonly Atom[], family: 4 | 6, split: boolean
     const key = atomKey(atom);
     if (seen.has(key)) continue;
     seen.add(key);
-    const [address = "", prefixText = ""] = atom.net.split("/");
-    const value = family === 4 ? BigInt(parseIPv4(address)) : parseIPv6(address);
-    const prefix = Number(prefixText);
-    let group = split ? groups.find((g) => !g.overlaps(atom, value, prefix)) : groups[0];
+    const bits = split ? networkBits(atom.net, family) : "";
+    let group = split ? groups.find((g) => !g.overlaps(atom, bits)) : groups[0];
     if (group === undefined) {
-      group = new Group(MASKS[family]);
+      group = new Group();
       groups.push(group);
     }
-    group.add(atom, value, prefix);
+    group.add(atom, bits);
   }
   return groups.map((g) => g.atoms);
 }

@@ -66,11 +66,13 @@ t.test("the output does not depend on the order of the VMs", async (t) => {
   t.equal(compileFullScript(4, [a, b]).script, compileFullScript(4, [b, a]).script);
 });
 
-const lookups = (input: VmInput) =>
-  compileVm(4, input)
-    .chains.split("\n")
-    .filter((l) => l.includes("{ ") && l.includes(" } "))
-    .map((l) => l.trim());
+/** The rule lines of one of a VM's chains, generation stamps removed. */
+function chainLines(input: VmInput, prefix: "vm" | "rpl"): string[] {
+  const text = compileVm(4, input).chains;
+  const start = text.indexOf(`\tchain ${prefix}-`);
+  const body = text.slice(text.indexOf("{\n", start) + 2, text.indexOf("\n\t}", start));
+  return body.split("\n").map((l) => l.trim().replace(/ct mark set 0x[0-9a-f]{8} /, ""));
+}
 
 t.test("a run of same-action rules becomes one lookup per shape", async (t) => {
   const input = vm("10.137.0.12", [
@@ -78,13 +80,14 @@ t.test("a run of same-action rules becomes one lookup per shape", async (t) => {
     "action=accept proto=tcp dstports=443-443",
     "action=accept dst4=192.0.2.1/32 proto=udp dstports=53-53",
   ]);
-  const [vmChain = "", rplChain = ""] = lookups(input);
-  t.match(
-    vmChain,
-    /^ip daddr \. meta l4proto \. th dport \{ 0\.0\.0\.0\/0 \. tcp \. 80, 0\.0\.0\.0\/0 \. tcp \. 443, 192\.0\.2\.1 \. udp \. 53 \} ct mark set 0x[0-9a-f]{8} accept$/,
-  );
-  t.match(rplChain, /^ip saddr \. meta l4proto \. th sport \{/);
-  t.equal(lookups(input).length, 2, "one lookup in vm-, one in rpl-");
+  t.same(chainLines(input, "vm"), [
+    "ip daddr . meta l4proto . th dport { 0.0.0.0/0 . tcp . 80, 0.0.0.0/0 . tcp . 443, 192.0.2.1 . udp . 53 } accept",
+    "reject with icmp type admin-prohibited",
+  ]);
+  t.same(chainLines(input, "rpl"), [
+    "ip saddr . meta l4proto . th sport { 0.0.0.0/0 . tcp . 80, 0.0.0.0/0 . tcp . 443, 192.0.2.1 . udp . 53 } accept",
+    "drop",
+  ]);
 });
 
 t.test("alternating actions keep their order as separate lookups", async (t) => {
@@ -93,15 +96,13 @@ t.test("alternating actions keep their order as separate lookups", async (t) => 
     "action=accept dst4=192.0.2.0/24",
     "action=drop",
   ]);
-  const lines = lookups(input).slice(0, 3);
-  t.same(
-    lines.map((l) => l.replace(/ct mark set 0x[0-9a-f]+ /, "")),
-    [
-      "ip daddr { 192.0.2.1 } reject with icmp type admin-prohibited",
-      "ip daddr { 192.0.2.0/24 } accept",
-      "ip daddr { 0.0.0.0/0 } reject with icmp type admin-prohibited",
-    ],
-  );
+  // one element needs no set: a plain match costs the packet the same and the kernel far less
+  t.same(chainLines(input, "vm"), [
+    "ip daddr 192.0.2.1 reject with icmp type admin-prohibited",
+    "ip daddr 192.0.2.0/24 accept",
+    "reject with icmp type admin-prohibited",
+    "reject with icmp type admin-prohibited",
+  ]);
 });
 
 t.test("overlapping boxes of one run go to separate lookups, duplicates vanish", async (t) => {
@@ -111,14 +112,11 @@ t.test("overlapping boxes of one run go to separate lookups, duplicates vanish",
     "action=accept dst4=10.0.0.0/8 proto=tcp dstports=1-100",
     "action=accept dst4=10.1.0.0/16 proto=tcp dstports=200-300",
   ]);
-  const vmLines = lookups(input).filter((l) => l.startsWith("ip daddr"));
-  t.same(
-    vmLines.map((l) => l.replace(/ ct mark.*/, "")),
-    [
-      "ip daddr . meta l4proto . th dport { 10.0.0.0/8 . tcp . 1-100, 10.1.0.0/16 . tcp . 200-300 }",
-      "ip daddr . meta l4proto . th dport { 10.1.0.0/16 . tcp . 50-60 }",
-    ],
-  );
+  t.same(chainLines(input, "vm"), [
+    "ip daddr . meta l4proto . th dport { 10.0.0.0/8 . tcp . 1-100, 10.1.0.0/16 . tcp . 200-300 } accept",
+    "ip daddr 10.1.0.0/16 meta l4proto tcp th dport 50-60 accept",
+    "reject with icmp type admin-prohibited",
+  ]);
 });
 
 t.test(
@@ -135,8 +133,8 @@ t.test(
     );
     t.equal(accepted.blocked, undefined);
     t.same(
-      lookups(vm("10.137.0.12", ["action=accept dsthost=gone.example", "action=accept proto=udp"])).length,
-      2,
+      chainLines(vm("10.137.0.12", ["action=accept dsthost=gone.example", "action=accept proto=udp"]), "vm"),
+      ["meta l4proto udp accept", "reject with icmp type admin-prohibited"],
       "only the udp rule remains",
     );
   },
@@ -162,5 +160,5 @@ t.test("an ICMP type conntrack does not track has no reply-direction element", a
     vm("10.137.0.12", ["action=accept proto=icmp icmptype=3", "action=accept proto=icmp icmptype=8"]),
   );
   t.match(compiled.chains, /ip daddr \. icmp type \{ 0\.0\.0\.0\/0 \. 3, 0\.0\.0\.0\/0 \. 8 \}/);
-  t.match(compiled.chains, /ip saddr \. icmp type \{ 0\.0\.0\.0\/0 \. 0 \}/);
+  t.match(compiled.chains, /\t\ticmp type 0 ct mark set/, "only echo (8) has a reply type (0)");
 });
