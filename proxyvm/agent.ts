@@ -134,6 +134,8 @@ export function createAgent(options: AgentOptions): Agent {
       // no new hook connections; a hook still waiting gets a closed connection and fails
       server?.close();
       await reconciler.stop();
+      // components with timers (the firewall's DNS refresh) stop them; the data plane stays
+      for (const component of components) (component as { close?: () => void }).close?.();
       await qubesdb.close().catch(() => undefined);
       await events;
     },

@@ -27,7 +27,12 @@ export interface ReconcilerOptions {
 interface Work {
   readonly component: AgentComponent;
   readonly key: string;
+  /** set for a full reload through `syncAll` (one transaction for every key) */
+  readonly all?: readonly string[];
 }
+
+/** Queue key of a component's full reload; never a real key (QubesDB paths and vif names have no NUL). */
+const ALL = "\u0000all";
 
 const id = (component: AgentComponent, key: string) => `${component.name}\u0000${key}`;
 
@@ -91,10 +96,21 @@ export class Reconciler {
     }
   }
 
-  /** Marks every key of every component (start, SIGHUP, QubesDB reconnect). */
+  /**
+   * Marks every key of every component (start, SIGHUP, QubesDB reconnect). A
+   * component with `syncAll` gets one work item for all its keys instead.
+   */
   async markAll(): Promise<void> {
     for (const component of this.#components) {
-      for (const key of await component.listKeys()) this.mark(component, key);
+      const keys = await component.listKeys();
+      if (component.syncAll === undefined) {
+        for (const key of keys) this.mark(component, key);
+      } else {
+        const k = id(component, ALL);
+        this.#dirty.delete(k);
+        this.#dirty.set(k, { component, key: ALL, all: keys });
+        this.#wake?.();
+      }
     }
   }
 
@@ -138,10 +154,12 @@ export class Reconciler {
     }
   }
 
-  async #syncOne(k: string, { component, key }: Work): Promise<SyncResult> {
-    const context = { component: component.name, key };
+  async #syncOne(k: string, work: Work): Promise<SyncResult> {
+    const { component, key } = work;
+    const context = { component: component.name, key: work.all === undefined ? key : "(all)" };
     try {
-      await component.sync(key);
+      if (work.all !== undefined && component.syncAll !== undefined) await component.syncAll(work.all);
+      else await component.sync(key);
       if (this.#failures.delete(k)) this.#log.info("converged after failure", context);
       else this.#log.debug("converged", context);
       return { ok: true };
@@ -164,7 +182,12 @@ export class Reconciler {
       if (!this.#stopping) {
         const timer = setTimeout(() => {
           this.#retryTimers.delete(k);
-          this.mark(component, key);
+          if (work.all === undefined) {
+            this.mark(component, key);
+          } else if (!this.#dirty.has(k)) {
+            this.#dirty.set(k, work);
+            this.#wake?.();
+          }
         }, delay);
         timer.unref();
         this.#retryTimers.set(k, timer);

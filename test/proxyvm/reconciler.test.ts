@@ -80,3 +80,18 @@ t.test(
     await r.stop();
   },
 );
+
+t.test("a component with syncAll gets one full reload for all its keys", async (t) => {
+  const c = component({}, ["x", "y"]);
+  const reloads: string[][] = [];
+  c.syncAll = async (keys) => {
+    reloads.push([...keys]);
+  };
+  const r = new Reconciler({ components: [c], log: silentLogger });
+  r.start();
+  await r.markAll();
+  await r.whenIdle();
+  t.same(reloads, [["x", "y"]]);
+  t.same(c.calls, [], "no per-key syncs");
+  await r.stop();
+});
