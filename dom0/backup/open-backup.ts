@@ -4,9 +4,7 @@
  * so restore needs no option for it.
  */
 import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { SystemError } from "../../shared/errors.js";
 
 /** Frame magics: zstd (RFC 8878 §3.1.1) and gzip (RFC 1952 §2.3.1). */
@@ -18,8 +16,29 @@ const DECOMPRESSORS: ReadonlyArray<readonly [Buffer, string, readonly string[]]>
 /** Read size for the archive: large reads keep restore I/O efficient. */
 const READ_SIZE = 1 << 20;
 
+/**
+ * The file's bytes in chunks read into two alternating buffers: memory stays
+ * flat (a ReadStream allocates every chunk afresh and RSS grows until the
+ * GC runs). Safe because the tar reader is done with a chunk — it copies or
+ * awaits what it keeps — before it pulls the one after the next.
+ */
+async function* readChunks(path: string): AsyncGenerator<Buffer> {
+  const handle = await open(path, "r");
+  try {
+    const buffers = [Buffer.allocUnsafeSlow(READ_SIZE), Buffer.allocUnsafeSlow(READ_SIZE)];
+    for (let i = 0; ; i++) {
+      const buf = buffers[i % 2]!;
+      const { bytesRead } = await handle.read(buf, 0, READ_SIZE, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 export interface OpenedBackup {
-  readonly stream: Readable;
+  readonly stream: AsyncIterable<Buffer>;
   /** Resolves when a decompressor exited well; rejects naming it otherwise. */
   readonly done: Promise<void>;
 }
@@ -36,7 +55,7 @@ export async function openBackup(path: string): Promise<OpenedBackup> {
   }
   const match = DECOMPRESSORS.find(([magic]) => head.subarray(0, magic.length).equals(magic));
   if (match === undefined) {
-    return { stream: createReadStream(path, { highWaterMark: READ_SIZE }), done: Promise.resolve() };
+    return { stream: readChunks(path), done: Promise.resolve() };
   }
   const [, program, args] = match;
   const child = spawn(program, [...args, path], { stdio: ["ignore", "pipe", "pipe"] });

@@ -12,7 +12,6 @@
  * existed before are never touched.
  */
 import { open } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { describeError, InvalidInputError, SystemError } from "../../shared/errors.js";
 import {
   backedUpVolumesOf,
@@ -34,7 +33,8 @@ const MAX_METADATA_SIZE = 16 << 20;
 export const DEFAULT_MAX_VOLUME_SIZE = 2 ** 44;
 
 export interface RestoreOptions {
-  readonly input: Readable;
+  /** The archive as chunks (a Readable is one); a chunk may be reused once the next-but-one is pulled. */
+  readonly input: AsyncIterable<Buffer>;
   readonly target: RestoreTarget;
   readonly pool: Pool;
   readonly vms: readonly string[];
