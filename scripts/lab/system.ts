@@ -32,10 +32,12 @@ export async function run(
     timeout: options.timeoutMs ?? 20_000,
   });
   if (result.exitCode !== 0 || result.failed) {
-    const output = `${String(result.stderr)} ${String(result.stdout)}`
-      .trim()
+    // The command's own message, without Node stack frames.
+    const output = `${String(result.stderr)}\n${String(result.stdout)}`
       .split("\n")
-      .slice(-3)
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("at ") && !l.startsWith("Node.js v"))
+      .slice(0, 4)
       .join(" / ");
     throw new SystemError(
       `Cannot run "${[file, ...args].join(" ")}": ${result.timedOut ? "timed out" : `exit ${result.exitCode ?? result.signal}`}${output ? `: ${output}` : ""}`,

@@ -20,6 +20,7 @@ export const COMMANDS = {
   "qvm-prefs": "dom0/cli/qvm-prefs.js",
   "qvm-features": "dom0/cli/qvm-features.js",
   "qvm-firewall": "dom0/cli/qvm-firewall.js",
+  "qvm-ls": "dom0/cli/qvm-ls.js",
   "qubes-fakeip-dom0": "dom0/cli/qubes-fakeip-dom0.js",
   "qubes-fakeip-agent": "proxyvm/cli/qubes-fakeip-agent.js",
   supervisor: "scripts/lab/supervisor.js",

@@ -1,5 +1,5 @@
 import t from "tap";
-import { planDom0Commands } from "../../scripts/lab/dom0.js";
+import { parseQvmLs, planDom0Commands } from "../../scripts/lab/dom0.js";
 import { natNamespaceOf, planTopology } from "../../scripts/lab/topology.js";
 
 const options = {
@@ -51,26 +51,40 @@ t.test(
   "dom0 is driven with qvm-* commands like an admin would, features only for fake-IP clients",
   async (t) => {
     const plan = planTopology({ ...options, clients: 1 }, "ab12cd", 128);
-    const lines = planDom0Commands(plan).map((c) => [c.command, ...c.args.slice(2)].join(" "));
+    const groups = planDom0Commands(plan);
+    t.same(
+      groups.map((g) => g.length),
+      [4, 4, 1],
+      "the base group first, then one group per client",
+    );
+    const lines = groups.flat().map((c) => [c.command, ...c.args.slice(2)].join(" "));
     t.same(lines, [
       "qvm-create --class TemplateVM --label black debian-12",
-      "qvm-create --class AppVM --template debian-12 --label red sys-net",
-      "qvm-prefs sys-net provides_network True",
+      "qvm-create --class AppVM --template debian-12 --label red --property provides_network=True sys-net",
       "qvm-prefs sys-net netvm ",
-      "qvm-create --class AppVM --template debian-12 --label green sys-firewall",
-      "qvm-prefs sys-firewall provides_network True",
-      "qvm-prefs sys-firewall netvm sys-net",
-      "qvm-create --class AppVM --template debian-12 --label purple anon-1",
-      "qvm-prefs anon-1 netvm sys-firewall",
+      "qvm-create --class AppVM --template debian-12 --label green --property provides_network=True --property netvm=sys-net sys-firewall",
+      "qvm-create --class AppVM --template debian-12 --label purple --property netvm=sys-firewall anon-1",
       "qvm-features anon-1 net.fake-ip 10.152.152.11",
       "qvm-features anon-1 net.fake-gateway 10.152.152.10",
       "qvm-features anon-1 net.fake-netmask 255.255.192.0",
-      "qvm-create --class AppVM --template debian-12 --label blue work",
-      "qvm-prefs work netvm sys-firewall",
+      "qvm-create --class AppVM --template debian-12 --label blue --property netvm=sys-firewall work",
     ]);
     t.ok(
-      planDom0Commands(plan).every((c) => c.args[0] === "--qubes-dir" && c.args[1] === "/run/lab/qubes"),
+      groups.flat().every((c) => c.args[0] === "--qubes-dir" && c.args[1] === "/run/lab/qubes"),
       "every command names the lab's store",
     );
   },
 );
+
+t.test("native IPs are read from qvm-ls's IP column", async (t) => {
+  const text = [
+    "NAME          STATE    CLASS       LABEL   TEMPLATE   NETVM         IP          VISIBLE-IP",
+    "anon-1        Running  AppVM       purple  debian-12  sys-firewall  10.137.0.4  10.152.152.11",
+    "debian-12     Halted   TemplateVM  black   -          -             -           -",
+    "dom0          Running  AdminVM     black   -          -             -           -",
+  ].join("\n");
+  t.same([...parseQvmLs(text)], [["anon-1", "10.137.0.4"]]);
+  t.throws(() => parseQvmLs("NAME STATE\n"), {
+    message: 'Cannot read qvm-ls output: no NAME and IP columns in "NAME STATE"',
+  });
+});
