@@ -20,7 +20,8 @@ import { encodeMessage, FrameDecoder, MessageType } from "../../shared/qubesdb/c
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DAEMON_JS = resolve(HERE, "../../shared/qubesdb/cli/qubesdb-daemon.js");
-const DURATION_MS = Number(process.env["BENCH_MS"] ?? 2000);
+const DURATION_MS = Number(process.env["BENCH_MS"] ?? 1000);
+const ROUNDS = 3;
 
 /** Reference C daemon figures on this machine class (from the issue). */
 const C_REFERENCE = { sequential: 15_000, pipelined: 115_000, fanoutMeanMs: 0.27 };
@@ -250,16 +251,21 @@ async function main(): Promise<void> {
     const read = encodeMessage(MessageType.CMD_READ, "/bench/key");
     const write = encodeMessage(MessageType.CMD_WRITE, "/bench/key", Buffer.from("value"));
     const echo = encodeMessage(MessageType.CMD_READ, "/bench/key");
-    progress("echoSequential");
-    const echoSequential = await roundTrips(echoSocket, echo, 1);
-    progress("echoPipelined");
-    const echoPipelined = await roundTrips(echoSocket, echo, 64);
-    progress("writeSequential");
-    const writeSequential = await roundTrips(dbSocket, write, 1);
-    progress("readSequential");
-    const readSequential = await roundTrips(dbSocket, read, 1);
-    progress("readPipelined");
-    const readPipelined = await roundTrips(dbSocket, read, 64);
+    // Best of ROUNDS, interleaving the echo server and the daemon, so that a burst of load on
+    // this shared machine does not land on one side of a ratio only.
+    let echoSequential = 0;
+    let echoPipelined = 0;
+    let writeSequential = 0;
+    let readSequential = 0;
+    let readPipelined = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      progress(`round trips, round ${round} of ${ROUNDS}`);
+      echoSequential = Math.max(echoSequential, await roundTrips(echoSocket, echo, 1));
+      writeSequential = Math.max(writeSequential, await roundTrips(dbSocket, write, 1));
+      readSequential = Math.max(readSequential, await roundTrips(dbSocket, read, 1));
+      echoPipelined = Math.max(echoPipelined, await roundTrips(echoSocket, echo, 64));
+      readPipelined = Math.max(readPipelined, await roundTrips(dbSocket, read, 64));
+    }
     progress("multiread");
     const multiread = await multireadTime(dbSocket);
     progress("fan");
@@ -273,7 +279,12 @@ async function main(): Promise<void> {
     progress("echoFan");
     const echoFan = await fanout(echoSocket, 50, 200, encodeMessage(MessageType.CMD_WRITE, "/bench/fan"));
     progress("library");
-    const library = await libraryRoundTrips(dbSocket);
+    const library = { sequential: 0, pipelined: 0 };
+    for (let round = 0; round < ROUNDS; round++) {
+      const measured = await libraryRoundTrips(dbSocket);
+      library.sequential = Math.max(library.sequential, measured.sequential);
+      library.pipelined = Math.max(library.pipelined, measured.pipelined);
+    }
 
     const rows: Array<[string, string, string, string]> = [
       ["measurement", "qubesdb-daemon (TS)", "vs echo server", "vs C reference"],
