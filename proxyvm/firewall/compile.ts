@@ -125,10 +125,10 @@ interface Lookup {
   readonly atoms: readonly Atom[];
 }
 
-/** Runs → lookups: per run, one per shape and overlap-free group, in order. Shared by both directions. */
-function planLookups(runs: ReturnType<typeof planRuns>, family: Family): Lookup[] {
-  const lookups: Lookup[] = [];
-  for (const run of runs) {
+/** Runs → per run, its lookups: one per shape and overlap-free group. Shared by both directions. */
+function planLookups(runs: ReturnType<typeof planRuns>, family: Family): Lookup[][] {
+  return runs.map((run) => {
+    const lookups: Lookup[] = [];
     const byShape = new Map<Shape, Atom[]>();
     for (const atom of run.atoms) {
       const list = byShape.get(atom.shape);
@@ -140,8 +140,46 @@ function planLookups(runs: ReturnType<typeof planRuns>, family: Family): Lookup[
         lookups.push({ action: run.action, shape, atoms: group });
       }
     }
+    return lookups;
+  });
+}
+
+/**
+ * A run of several lookups whose atoms all name a destination is entered only
+ * when the packet's address is in their union (one interval lookup; nft
+ * merges overlapping networks): a packet the run cannot match, however long
+ * the run, costs one lookup instead of one per shape. The run's lookups sit
+ * in an anonymous chain bound to that rule (`jump { ... }`), which goes away
+ * with the rule, so nothing needs a name or a cleanup.
+ */
+function prefilter(
+  lookups: readonly Lookup[],
+  syntax: FamilySyntax,
+  direction: Direction,
+): string | undefined {
+  if (lookups.length < 2) return undefined;
+  const nets = new Set<string>();
+  for (const lookup of lookups) {
+    if (lookup.shape === "dns") return undefined;
+    for (const atom of lookup.atoms) {
+      if (atom.net === syntax.anyNet) return undefined;
+      nets.add(formatNet(atom.net));
+    }
   }
-  return lookups;
+  return `${direction === "original" ? syntax.daddr : syntax.saddr} { ${[...nets].join(", ")} } jump {`;
+}
+
+function renderRuns(
+  runs: readonly (readonly Lookup[])[],
+  syntax: FamilySyntax,
+  direction: Direction,
+  verdicts: { accept: string; drop: string },
+): string[] {
+  return runs.flatMap((lookups) => {
+    const lines = renderLookups(lookups, syntax, direction, verdicts);
+    const entry = lines.length < 2 ? undefined : prefilter(lookups, syntax, direction);
+    return entry === undefined ? lines : [entry, ...lines.map((line) => `\t${line}`), "}"];
+  });
 }
 
 function renderLookups(
@@ -195,10 +233,10 @@ export function compileVm(family: Family, input: VmInput): CompiledVm {
   const lookups = planLookups(runs, family);
   const body = [
     chainBlock(names.vm, [
-      ...renderLookups(lookups, syntax, "original", { accept, drop: syntax.reject }),
+      ...renderRuns(lookups, syntax, "original", { accept, drop: syntax.reject }),
       syntax.reject,
     ]),
-    chainBlock(names.rpl, [...renderLookups(lookups, syntax, "reply", { accept, drop: "drop" }), "drop"]),
+    chainBlock(names.rpl, [...renderRuns(lookups, syntax, "reply", { accept, drop: "drop" }), "drop"]),
   ].join("\n");
   const generation =
     blocked === undefined ? hashGeneration(`${family} ${input.address}\n${body}`) : undefined;

@@ -113,10 +113,40 @@ t.test("overlapping boxes of one run go to separate lookups, duplicates vanish",
     "action=accept dst4=10.1.0.0/16 proto=tcp dstports=200-300",
   ]);
   t.same(chainLines(input, "vm"), [
+    "ip daddr { 10.0.0.0/8, 10.1.0.0/16 } jump {",
     "ip daddr . meta l4proto . th dport { 10.0.0.0/8 . tcp . 1-100, 10.1.0.0/16 . tcp . 200-300 } accept",
     "ip daddr 10.1.0.0/16 meta l4proto tcp th dport 50-60 accept",
+    "}",
     "reject with icmp type admin-prohibited",
   ]);
+});
+
+t.test("a run of several lookups is entered only through the union of its networks", async (t) => {
+  const input = vm("10.137.0.12", [
+    "action=drop dst4=192.0.2.1/32 proto=tcp dstports=22-22",
+    "action=drop dst4=203.0.113.0/24 proto=udp",
+    "action=drop dst4=10.0.0.0/8",
+    "action=accept",
+  ]);
+  t.same(chainLines(input, "vm"), [
+    "ip daddr { 10.0.0.0/8, 203.0.113.0/24, 192.0.2.1 } jump {",
+    "ip daddr 10.0.0.0/8 reject with icmp type admin-prohibited",
+    "ip daddr 203.0.113.0/24 meta l4proto udp reject with icmp type admin-prohibited",
+    "ip daddr 192.0.2.1 meta l4proto tcp th dport 22 reject with icmp type admin-prohibited",
+    "}",
+    "accept",
+    "reject with icmp type admin-prohibited",
+  ]);
+  const anyDestination = vm("10.137.0.12", [
+    "action=drop dst4=10.0.0.0/8",
+    "action=drop proto=udp",
+    "action=accept",
+  ]);
+  t.notMatch(
+    chainLines(anyDestination, "vm").join("\n"),
+    /jump/,
+    "a run with an any-destination rule has no entry filter",
+  );
 });
 
 t.test(

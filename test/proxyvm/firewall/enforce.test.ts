@@ -107,6 +107,23 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a long run entered through the union of its networks blocks exactly its boxes",
+    rules: [
+      "action=drop dst4=198.51.100.2/32 proto=tcp dstports=80-80",
+      "action=drop dst4=203.0.113.0/24 proto=udp",
+      "action=drop dst4=10.139.1.0/24",
+      "action=accept",
+    ],
+    probes: [
+      [tcp(SERVER2, 80), NO],
+      [tcp(SERVER2, 22), OK],
+      [udp(FAR, 5000), NO],
+      [tcp(FAR, 80), OK],
+      [udp(DNS1, 53), NO],
+      [tcp(SERVER, 80), OK],
+    ],
+  },
+  {
     name: "proto=icmp icmptype=8 allows echo requests, not timestamp requests",
     rules: ["action=accept proto=icmp icmptype=8"],
     probes: [
