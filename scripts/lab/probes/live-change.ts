@@ -38,7 +38,10 @@ export async function changeFakeIp(state: LabState, name: string, ip: string): P
     `${name} to see ${ip} on eth0`,
     async () => {
       const config = await seenConfig(client.ns);
-      return config.addresses.some((a) => a.startsWith(`${ip}/`)) ? config : undefined;
+      // complete: the new address and the default route back (the old address took it along)
+      return config.addresses.some((a) => a.startsWith(`${ip}/`)) && config.gateway !== undefined
+        ? config
+        : undefined;
     },
     3000,
     20,
