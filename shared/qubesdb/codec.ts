@@ -145,7 +145,9 @@ export class FrameDecoder {
     while (header[end] !== 0) end++;
     const path = header.toString("latin1", PATH_OFFSET, end);
     const keep = dataLen > 0 && this.keepPayload(type, path, dataLen);
-    const frame: Frame = { type, path, dataLen, payload: keep ? Buffer.allocUnsafe(dataLen) : undefined };
+    // Unpooled: the daemon stores payloads as values, and a pooled slice would pin an 8 KiB slab each.
+    const payload = keep ? Buffer.allocUnsafeSlow(dataLen) : undefined;
+    const frame: Frame = { type, path, dataLen, payload };
     if (dataLen > 0) {
       this.#current = frame;
       this.#payloadFill = 0;

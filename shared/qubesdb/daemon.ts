@@ -244,7 +244,7 @@ export class QubesDbDaemon {
       // Step 3: ERROR, then the reference closes the connection; clients rely on nothing else.
       this.#reply(connection, MessageType.RESP_ERROR, path);
       connection.closing = true;
-      connection.socket.end();
+      connection.socket.destroySoon(); // flush the ERROR, then close both directions
       return false;
     }
     this.store.set(path, value);
