@@ -138,5 +138,9 @@ export async function writeAt(
   position: number,
 ): Promise<void> {
   let done = start;
-  while (done < end) done += await writeOnce(fd, buf, done, end - done, position + done - start);
+  try {
+    while (done < end) done += await writeOnce(fd, buf, done, end - done, position + done - start);
+  } catch (error) {
+    throw new SystemError(`Cannot write the archive at byte ${position + done - start}`, { cause: error });
+  }
 }

@@ -31,7 +31,8 @@ function openOutput(path: string): number {
 }
 
 export async function runTarWriter(options: TarWriterOptions): Promise<void> {
-  const name = options.overrideName ?? options.input;
+  // Like the reference (`if args.override_name`), an empty override keeps the input's name.
+  const name = options.overrideName || options.input;
   const toStdout = options.output === "-";
   const bar = options.progress ? createProgressBar(process.stderr) : undefined;
   const progress = bar ? { onProgress: bar.update } : {};

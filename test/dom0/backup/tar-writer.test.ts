@@ -268,3 +268,25 @@ t.test("an existing, longer output file is replaced, not overlaid", async (t) =>
   t.equal(run("node", [CLI, join(dir, "small.img"), out]).status, 0);
   t.equal(sha256(readFileSync(out)), sha256(run("node", [CLI, join(dir, "small.img"), "-"]).stdout));
 });
+
+t.test("a full output disk is an error saying where the write failed", { skip: notRoot }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tarwriter-full-"));
+  const small = join(dir, "small");
+  run("mkdir", [small]);
+  t.equal(run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", small]).status, 0);
+  t.teardown(() => {
+    run("umount", [small]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(join(dir, "in.img"), data(1 << 20));
+  for (const output of [join(small, "out.tar"), "-"]) {
+    const r =
+      output === "-"
+        ? spawnSync("sh", ["-c", `node ${CLI} ${join(dir, "in.img")} - > ${join(small, "piped.tar")}`], {
+            encoding: "utf8",
+          })
+        : spawnSync("node", [CLI, join(dir, "in.img"), output], { encoding: "utf8" });
+    t.equal(r.status, 1, output);
+    t.match(r.stderr, /^qubes-tarwriter: Cannot write the archive.*ENOSPC/, output);
+  }
+});
