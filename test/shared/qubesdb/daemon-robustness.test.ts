@@ -126,3 +126,36 @@ t.test("500 simultaneous connections are all served", async (t) => {
   await check.send(LIST, "/n/");
   t.equal((await check.readUntilEnd()).length, 501);
 });
+
+t.test(
+  "a client that pipelines big MULTIREADs without reading is paused, not dropped, and gets every reply",
+  async (t) => {
+    const db = await startTestDaemon(t);
+    const writer = await RawConnection.connect(db.socket, t);
+    const value = "v".repeat(3000);
+    const writes: Buffer[] = [];
+    for (let i = 0; i < 100; i++) writes.push(rawFrame(WRITE, `/big/${String(i).padStart(3, "0")}`, value));
+    await writer.write(Buffer.concat(writes));
+    await writer.readMany(100);
+    const greedy = await RawConnection.connect(db.socket, t);
+    greedy.socket.pause();
+    const requests = 100; // ~30 MB of replies in total
+    await greedy.write(Buffer.concat(Array.from({ length: requests }, () => rawFrame(2, "/big/"))));
+    await new Promise((r) => setTimeout(r, 300));
+    await writer.send(READ, "/big/000");
+    t.same((await writer.readMany(1))[0]?.slice(0, 2), [R_READ, "/big/000"], "others are served meanwhile");
+    greedy.socket.resume();
+    let complete = 0;
+    for (let n = 0; n < requests; n++) {
+      const reply = await greedy.readUntilEnd();
+      if (
+        reply.length === 101 &&
+        reply.slice(0, 100).every(([type, , payload]) => type === 11 && payload === value)
+      ) {
+        complete++;
+      }
+    }
+    t.equal(complete, requests, "every MULTIREAD reply arrived complete");
+    t.notOk(greedy.closed);
+  },
+);
