@@ -12,6 +12,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { describeError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
+import { notifyReady } from "../../shared/sd-notify.js";
 import { readCollection } from "../model/collection.js";
 import { readStore, withStoreLock } from "../store/store.js";
 import { type PublishReport, publishAll } from "./publish.js";
@@ -113,6 +114,12 @@ export async function serve(options: ServeOptions, signal?: AbortSignal): Promis
             removes: report.removes,
             ...(report.nextExpiry === undefined ? {} : { next_expiry: report.nextExpiry }),
           });
+          if (first) {
+            // READY=1 only after the first complete publication (STYLE.md, daemon manners).
+            await notifyReady().catch((error) =>
+              log.warn("cannot notify systemd", { error: describeError(error) }),
+            );
+          }
           first = false;
         } catch (error) {
           // A broken qubes.xml is reported once; the next change retries.
