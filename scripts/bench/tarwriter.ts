@@ -75,6 +75,8 @@ try {
     const commands: Array<[string, string]> = [
       ["cat", `cat '${image}' > '${out}'`],
       ["qubes-tarwriter", `node '${writer}' '${image}' '${out}'`],
+      // stdout takes the two-pass stream path, as pipes and compress programs do.
+      ["qubes-tarwriter - > out", `node '${writer}' '${image}' - > '${out}'`],
       ["tar --sparse --format=pax", `tar --sparse --format=pax -cf '${out}' -C '${dir}' '${kind}.img'`],
     ];
     const results = new Map<string, Sample[]>(commands.map(([name]) => [name, []]));
