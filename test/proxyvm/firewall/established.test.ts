@@ -9,7 +9,7 @@ import t from "tap";
 import { compileFullScript, compileVmScript, formatGeneration } from "../../../proxyvm/firewall/compile.js";
 import { applyNftScript } from "../../../proxyvm/system/nft.js";
 import { parseQubesDbRule } from "../../../shared/firewall/index.js";
-import { inNetns, netnsSkipReason } from "../../helpers/netns.js";
+import { inNetns, netnsSkipReason, spawnInNetns, waitFor } from "../../helpers/netns.js";
 import { createTopology, PROBE_PY, SERVER, VM1 } from "./topology.js";
 
 t.test(
@@ -92,5 +92,42 @@ t.test(
       for (let i = 0; i < 6 && answer !== "ok"; i++) answer = await send(`five${i}`);
       t.equal(answer, "ok");
     });
+  },
+);
+
+t.test(
+  "a flow where only the server sends is cut in the reply direction and resumes when allowed",
+  { skip: netnsSkipReason() },
+  async (t) => {
+    const topo = await createTopology(t);
+    const netns = { netns: topo.router };
+    const rules = (texts: string[]) => ({
+      address: VM1,
+      rules: texts.map(parseQubesDbRule),
+      resolved: new Map(),
+    });
+    await applyNftScript(
+      compileFullScript(4, [rules(["action=accept proto=tcp dstports=7000-7000"])]).script,
+      netns,
+    );
+    const pusher = spawnInNetns(t, topo.server, "python3", [PROBE_PY, "push", "7000"]);
+    await new Promise<void>((r) => pusher.stdout?.once("data", () => r()));
+    const watcher = spawnInNetns(t, topo.client, "python3", [PROBE_PY, "watch", VM1, SERVER, "7000"]);
+    let ticks = 0;
+    createInterface({ input: watcher.stdout! }).on("line", (line) => {
+      if (line === "tick") ticks++;
+    });
+    const ticksDuring = async (ms: number) => {
+      const before = ticks;
+      await new Promise((r) => setTimeout(r, ms));
+      return ticks - before;
+    };
+    t.ok((await ticksDuring(1000)) >= 5, "ticks arrive while allowed");
+    await applyNftScript(compileVmScript(4, rules(["action=accept proto=tcp dstports=80-80"])).script, netns);
+    await ticksDuring(300); // what was already in flight
+    t.equal(await ticksDuring(1000), 0, "no tick arrives once the rules forbid the flow");
+    await applyNftScript(compileVmScript(4, rules(["action=accept proto=tcp"])).script, netns);
+    const resumed = await waitFor(() => ticks > 0 && ticksDuring(500).then((n) => n > 0), 8000);
+    t.ok(resumed, "ticks resume (the server retransmits; the reply chain re-stamps the flow)");
   },
 );

@@ -4,6 +4,7 @@
   probe.py serve --tcp 22,80 --udp 53,5000 --bind A,B   TCP echo on ::, UDP echo on each address; prints "ready"
   probe.py probe '<json list>'                 one result per probe, as a JSON list on stdout
   probe.py session SRC DST PORT                one TCP connection; a line in → "ok"/"timeout"/... out
+  probe.py push PORT / watch SRC DST PORT      a flow where only the server sends ("tick" every 100 ms)
 
 A probe is {"kind": "tcp"|"udp"|"icmp", "src": ADDR, "dst": ADDR, "port": P, "type": T, "timeout": S}.
 Results: "ok", "admin-prohibited" (ICMP type 3 code 13 / ICMPv6 type 1 code 1, seen as EHOSTUNREACH
@@ -183,11 +184,54 @@ def session(src, dst, port):
             print(errno_result(e.errno), flush=True)
 
 
+def push(port):
+    """Server side of a push-only flow: every connection gets "tick" lines every 100 ms."""
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    srv.bind(("::", int(port)))
+    srv.listen(16)
+
+    def ticks(conn):
+        try:
+            while True:
+                conn.sendall(b"tick\n")
+                time.sleep(0.1)
+        except OSError:
+            conn.close()
+
+    print("ready", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=ticks, args=(conn,), daemon=True).start()
+
+
+def watch(src, dst, port):
+    """Client side of a push-only flow: never sends; prints each line it receives."""
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.connect((dst, int(port)))
+    print("connected", flush=True)
+    buffered = b""
+    while True:
+        data = s.recv(4096)
+        if not data:
+            return
+        buffered += data
+        while b"\n" in buffered:
+            line, buffered = buffered.split(b"\n", 1)
+            print(line.decode(), flush=True)
+
+
 def main():
     if sys.argv[1] == "serve":
         args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
         ports = lambda text: [int(x) for x in text.split(",") if x]
         serve(ports(args.get("--tcp", "")), ports(args.get("--udp", "")), args.get("--bind", "").split(","))
+    elif sys.argv[1] == "push":
+        push(sys.argv[2])
+    elif sys.argv[1] == "watch":
+        watch(*sys.argv[2:5])
     elif sys.argv[1] == "session":
         session(*sys.argv[2:5])
     elif sys.argv[1] == "probe":
