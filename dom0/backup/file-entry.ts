@@ -121,21 +121,26 @@ async function copyExtents(
   let out = at;
   let copied = 0;
   const inFlight: Promise<void>[] = [];
-  for (const extent of map.extents) {
-    for (let pos = extent.offset; pos < extent.offset + extent.size; pos += DEFAULT_CHUNK_SIZE) {
-      const length = Math.min(DEFAULT_CHUNK_SIZE, extent.offset + extent.size - pos);
-      const buf = await pool.acquire();
-      const target = out;
-      out += length;
-      const step = readExactly(inFd, buf, length, pos, name)
-        .then(() => writeAt(outFd, buf, 0, length, target))
-        .finally(() => pool.release(buf));
-      step.catch(() => {}); // awaited below, in order
-      inFlight.push(step);
-      copied += length;
-      report({ entry: name, phase: "copy", done: copied, total });
-      if (inFlight.length >= READ_AHEAD) await inFlight.shift();
+  try {
+    for (const extent of map.extents) {
+      for (let pos = extent.offset; pos < extent.offset + extent.size; pos += DEFAULT_CHUNK_SIZE) {
+        const length = Math.min(DEFAULT_CHUNK_SIZE, extent.offset + extent.size - pos);
+        const buf = await pool.acquire();
+        const target = out;
+        out += length;
+        const step = readExactly(inFd, buf, length, pos, name)
+          .then(() => writeAt(outFd, buf, 0, length, target))
+          .finally(() => pool.release(buf));
+        step.catch(() => {}); // awaited below, in order
+        inFlight.push(step);
+        copied += length;
+        report({ entry: name, phase: "copy", done: copied, total });
+        if (inFlight.length >= READ_AHEAD) await inFlight.shift();
+      }
     }
+    await Promise.all(inFlight);
+  } finally {
+    // On failure, nothing may still use the input fd when the caller closes it.
+    await Promise.allSettled(inFlight);
   }
-  await Promise.all(inFlight);
 }
