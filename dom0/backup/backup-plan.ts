@@ -9,6 +9,8 @@ import { InvalidInputError, NotFoundError } from "../../shared/errors.js";
 export interface BackupDomain {
   readonly name: string;
   readonly vmClass: string;
+  /** The `template` property, when set. */
+  readonly template?: string | undefined;
   /** The `<domain>` element, serialized. */
   readonly xml: string;
 }
@@ -60,6 +62,7 @@ export function listDomains(text: string, source: string): BackupDomain[] {
   return children(domains, "domain").map((el) => ({
     name: domainName(el),
     vmClass: el.getAttribute("class") ?? "",
+    template: property(el, "template")?.textContent ?? undefined,
     xml: new XMLSerializer().serializeToString(el),
   }));
 }
@@ -117,12 +120,14 @@ export interface RestorePlanEntry {
 /**
  * Names for the restored VMs. A name that exists is refused, or with
  * `renameConflicting` becomes NAME1, NAME2, ... (Qubes' restore does the
- * same); references among the restored VMs follow the renames.
+ * same); references among the restored VMs follow the renames. A VM whose
+ * template is neither restored with it nor present is refused: it could
+ * never start. `existing` undefined (verify-only) skips both checks.
  */
 export function planRestore(
   backup: readonly BackupDomain[],
   requested: readonly string[],
-  existing: ReadonlySet<string>,
+  existing: ReadonlySet<string> | undefined,
   renameConflicting: boolean,
 ): RestorePlanEntry[] {
   const restorable = backup.filter((d) => d.vmClass !== "AdminVM");
@@ -132,7 +137,7 @@ export function planRestore(
       throw new NotFoundError(`Cannot restore "${name}": the backup does not contain it`);
   }
   const chosen = requested.length > 0 ? restorable.filter((d) => requested.includes(d.name)) : restorable;
-  const taken = new Set(existing);
+  const taken = new Set(existing ?? []);
   const renames = new Map<string, string>();
   for (const d of chosen) {
     let name = d.name;
@@ -150,6 +155,19 @@ export function planRestore(
     }
     taken.add(name);
     renames.set(d.name, name);
+  }
+  for (const d of chosen) {
+    if (
+      existing === undefined ||
+      d.template === undefined ||
+      renames.has(d.template) ||
+      existing.has(d.template)
+    ) {
+      continue;
+    }
+    throw new InvalidInputError(
+      `Cannot restore "${d.name}": its template "${d.template}" is neither in this restore nor on this system (restore it too)`,
+    );
   }
   return chosen.map((d) => ({
     backupName: d.name,

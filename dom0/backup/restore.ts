@@ -87,7 +87,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoredVm
           );
         }
         const domains = listDomains((await readAll(reader, entry)).toString("utf8"), QUBES_XML_ENTRY);
-        const existing = options.verifyOnly ? new Set<string>() : await options.target.vmNames();
+        const existing = options.verifyOnly ? undefined : await options.target.vmNames();
         plan = new Map(
           planRestore(domains, options.vms, existing, options.renameConflicting).map((p) => [
             p.backupName,

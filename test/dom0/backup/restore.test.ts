@@ -181,9 +181,7 @@ t.test("--verify-only reads everything and changes nothing", async (t) => {
 
 /** A hand-made backup with one AppVM `big` whose private volume has `realSize` bytes. */
 function handMade(realSize: number, tail?: (archive: Buffer) => Buffer): Buffer {
-  const xml = Buffer.from(
-    qubesXml([domain(5, "big", "AppVM", '\n        <property name="template">tpl</property>')]),
-  );
+  const xml = Buffer.from(qubesXml([domain(5, "big", "AppVM")]));
   const map = { extents: [{ offset: realSize - 1000, size: 1000 }], realSize };
   const archive = Buffer.concat([
     formatEntryHeader({ name: "qubes.xml", size: xml.length, mode: 0o644, mtime: 0, pax: [] }),
@@ -352,3 +350,24 @@ t.test("qvm-backup refuses unknown qubes and dom0", async (t) => {
     t.equal(r.stderr, stderr, args.join(" "));
   }
 });
+
+t.test(
+  "an AppVM whose template is neither restored nor present is refused before anything changes",
+  async (t) => {
+    const { root, src, archive } = sourceStore(t);
+    t.equal(run("node", [BACKUP, "--qubes-dir", src, archive, "work"]).status, 0);
+    const dst = join(root, "dst");
+    const refused = run("node", [RESTORE, "--qubes-dir", dst, archive]);
+    t.equal(refused.status, 1);
+    t.equal(
+      refused.stderr,
+      'qvm-backup-restore: Cannot restore the backup at entry "qubes.xml": Cannot restore "work": its template "tpl" is neither in this restore nor on this system (restore it too)\n',
+    );
+    t.equal(existsSync(join(dst, "appvms/work")), false);
+    t.equal(
+      run("node", [RESTORE, "--verify-only", "--qubes-dir", dst, archive]).status,
+      0,
+      "verify-only does not care",
+    );
+  },
+);
