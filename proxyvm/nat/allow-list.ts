@@ -7,7 +7,7 @@
  * `online`, whose own transaction carries the pending removals first. A short
  * timer flushes whatever is left.
  */
-import { type AllowedPair, planAntispoofChange } from "./antispoof.js";
+import { type AllowedPair, type InnerMaps, planAntispoofChange } from "./antispoof.js";
 
 export interface AllowList {
   /** One transaction: pending removals, then `remove`, then `add`. */
@@ -24,7 +24,12 @@ export interface AllowList {
 
 export function createAllowList(
   nft: (script: string) => Promise<void>,
-  options: { delayMs?: number; onError?: (error: unknown) => void } = {},
+  options: {
+    delayMs?: number;
+    onError?: (error: unknown) => void;
+    /** the whole ICMP inner-rewrite maps, rewritten with every transaction */
+    innerMaps?: () => InnerMaps;
+  } = {},
 ): AllowList {
   let pending: AllowedPair[] = [];
   let pendingNdp: string[] = [];
@@ -49,10 +54,12 @@ export function createAllowList(
       const taken = take();
       try {
         await nft(
-          planAntispoofChange(add, [...taken.pairs, ...remove], {
-            add: ndp.add ?? [],
-            remove: [...taken.ndp, ...(ndp.remove ?? [])],
-          }),
+          planAntispoofChange(
+            add,
+            [...taken.pairs, ...remove],
+            { add: ndp.add ?? [], remove: [...taken.ndp, ...(ndp.remove ?? [])] },
+            options.innerMaps?.(),
+          ),
         );
       } catch (error) {
         restore(taken);

@@ -18,6 +18,28 @@
  */
 import { ANTISPOOF_TABLE } from "./names.js";
 
+/** Names of the ICMP inner-address rewrite's objects in the anti-spoofing table. */
+export const ICMP_INNER_CHAIN = "icmp-inner";
+export const ICMP_ERRORS4 = "icmp-errors4";
+export const ICMP_ERRORS6 = "icmp-errors6";
+export const INNER4 = "inner4";
+export const INNER6 = "inner6";
+
+/** Native → visible addresses of every fake-IP VM, for the ICMP inner rewrite. */
+export interface InnerMaps {
+  readonly v4: readonly (readonly [string, string])[];
+  readonly v6: readonly (readonly [string, string])[];
+}
+
+function innerMapLines(t: string, maps: InnerMaps): string[] {
+  // replaced whole in the same transaction: no moment without an entry that should be there
+  const lines = [`flush map ${t} ${INNER4}`, `flush map ${t} ${INNER6}`];
+  const elements = (pairs: InnerMaps["v4"]) => pairs.map(([n, v]) => `${n} : ${v}`).join(", ");
+  if (maps.v4.length > 0) lines.push(`add element ${t} ${INNER4} { ${elements(maps.v4)} }`);
+  if (maps.v6.length > 0) lines.push(`add element ${t} ${INNER6} { ${elements(maps.v6)} }`);
+  return lines;
+}
+
 export interface AllowedPair {
   readonly iif: string;
   readonly address: string;
@@ -36,6 +58,12 @@ function declaration(): string[] {
     "\tchain prerouting { type filter hook prerouting priority raw; policy accept; }",
     "\tchain from-vif { }",
     "\tchain forward { type filter hook forward priority filter - 10; policy accept; }",
+    // ICMP errors going to fake-IP VMs: the inner source N becomes V (icmp-inner.ts holds the rule)
+    `\tset ${ICMP_ERRORS4} { type icmp_type; elements = { destination-unreachable, source-quench, redirect, time-exceeded, parameter-problem }; }`,
+    `\tset ${ICMP_ERRORS6} { type icmpv6_type; elements = { destination-unreachable, packet-too-big, time-exceeded, parameter-problem }; }`,
+    `\tmap ${INNER4} { type ipv4_addr : ipv4_addr; }`,
+    `\tmap ${INNER6} { type ipv6_addr : ipv6_addr; }`,
+    `\tchain ${ICMP_INNER_CHAIN} { type filter hook postrouting priority 300; policy accept; }`,
     "}",
     `flush chain ${t} prerouting`,
     `flush chain ${t} from-vif`,
@@ -66,6 +94,7 @@ export function planAntispoofChange(
   add: readonly AllowedPair[],
   remove: readonly AllowedPair[],
   ndp: { add?: string[]; remove?: string[] } = {},
+  inner?: InnerMaps,
 ): string {
   const t = `inet ${ANTISPOOF_TABLE}`;
   const lines = declaration();
@@ -75,13 +104,20 @@ export function planAntispoofChange(
     lines.push(`add element ${t} ndp6 { "${iif}" }`, `delete element ${t} ndp6 { "${iif}" }`);
   for (const pair of add) lines.push(`add element ${t} ${element(pair)}`);
   for (const iif of ndp.add ?? []) lines.push(`add element ${t} ndp6 { "${iif}" }`);
+  if (inner !== undefined) lines.push(...innerMapLines(t, inner));
   return `${lines.join("\n")}\n`;
 }
 
-/** Replaces the connected-address sets (from `/connected-ips`, `/connected-ips6`) in one transaction. */
+/**
+ * Replaces the connected-address sets (from `/connected-ips`, `/connected-ips6`)
+ * in one transaction, and empties the ICMP inner-rewrite chain for the agent
+ * to append its hand-encoded rules right after (icmp-inner.ts); in between,
+ * the NAT namespaces drop such errors, so nothing leaks.
+ */
 export function planConnected(connected4: readonly string[], connected6: readonly string[]): string {
   const t = `inet ${ANTISPOOF_TABLE}`;
   const lines = declaration();
+  lines.push(`flush chain ${t} ${ICMP_INNER_CHAIN}`);
   lines.push(`flush set ${t} connected4`, `flush set ${t} connected6`);
   if (connected4.length > 0) lines.push(`add element ${t} connected4 { ${connected4.join(", ")} }`);
   if (connected6.length > 0) lines.push(`add element ${t} connected6 { ${connected6.join(", ")} }`);

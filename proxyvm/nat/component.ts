@@ -80,7 +80,24 @@ function describe(desired: DesiredVif, event: VifEvent | undefined): Omit<VifSta
 
 export function createNatComponent(ctx: AgentContext, options: NatComponentOptions): NatComponent {
   const { system, store } = options;
+  /**
+   * Native → visible of every fake-IP VM, for the ICMP inner-rewrite maps,
+   * which every allow-list transaction rewrites whole. Seeded from the kernel
+   * (`seedInner`) so a one-shot hook or a restarted agent keeps the entries of
+   * VMs it has not converged yet.
+   */
+  const inner4 = new Map<string, string>();
+  const inner6 = new Map<string, string>();
+  let seeded = false;
+  const seedInner = async () => {
+    if (seeded) return;
+    seeded = true;
+    const maps = await system.readInnerMaps();
+    for (const [n, v] of maps.v4) if (!inner4.has(n)) inner4.set(n, v);
+    for (const [n, v] of maps.v6) if (!inner6.has(n)) inner6.set(n, v);
+  };
   const allow = createAllowList((script) => system.nft(script), {
+    innerMaps: () => ({ v4: [...inner4], v6: [...inner6] }),
     onError: (error) =>
       ctx.log.warn("deferred allow-list removal failed, kept for the next change", {
         error: describeError(error),
@@ -108,6 +125,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       throw new PermanentSyncError(describeError(error), { cause: error });
     }
     await system.nft(planConnected(connected4, connected6));
+    await system.addIcmpInnerRules();
   }
 
   async function syncVif(vif: string): Promise<void> {
@@ -120,6 +138,15 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       JSON.stringify([desired, await observeStructure(system, vif), record?.applied]);
     if (converged.get(vif) === (await fingerprint())) return;
     converged.delete(vif);
+    await seedInner();
+    for (const n of [event?.ip, record?.applied?.ip]) if (n !== undefined) inner4.delete(n);
+    for (const n of [event?.ip6, record?.applied?.ip6]) if (n !== undefined) inner6.delete(n);
+    if (desired.kind === "fake") {
+      inner4.set(desired.native.ip, desired.visible.ip);
+      if (desired.native.ip6 !== undefined && desired.visible.ip6 !== undefined) {
+        inner6.set(desired.native.ip6, desired.visible.ip6);
+      }
+    }
     try {
       const outcome = await applyVif(system, allow, desired, record?.applied);
       if (outcome.result === "applied") {

@@ -7,7 +7,12 @@
  */
 import type { LinkInfo, NetlinkAdapter } from "../system/netlink.js";
 import { listNetns, netnsExists, runIpBatch, writeSysctl } from "../system/netns.js";
-import { applyNftScript } from "../system/nft.js";
+import { applyNftScript, listNftJson } from "../system/nft.js";
+import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
+import { encodeIcmpInnerBatch } from "./icmp-inner.js";
+import { ANTISPOOF_TABLE } from "./names.js";
+
+const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
 
 export interface NatSystem {
   getLink(name: string): Promise<LinkInfo | undefined>;
@@ -24,11 +29,46 @@ export interface NatSystem {
   removeRoute(link: LinkInfo, dst: string, prefix: number): Promise<void>;
   removeNeighbour(link: LinkInfo, address: string): Promise<void>;
   removeAddress(link: LinkInfo, address: string, prefix: number): Promise<void>;
+  /** the ICMP inner-rewrite maps as the kernel holds them (empty when the table does not exist) */
+  readInnerMaps(): Promise<InnerMaps>;
+  /** appends the ICMP inner-rewrite rules (icmp-inner.ts) to the anti-spoofing table's `icmp-inner` chain */
+  addIcmpInnerRules(): Promise<void>;
   /** the agent's pid: `ip link set DEV netns PID` from a NAT namespace names the ProxyVM with it */
   readonly pid: number;
   /** `true` when mutations are only printed: links planned but not created are then assumed */
   readonly dryRun: boolean;
 }
+
+async function readMap(name: string): Promise<[string, string][]> {
+  let objects: unknown[];
+  try {
+    objects = await listNftJson(["list", "map", "inet", ANTISPOOF_TABLE, name]);
+  } catch {
+    return [];
+  }
+  const pairs: [string, string][] = [];
+  for (const object of objects) {
+    const elements = (object as { map?: { elem?: unknown } }).map?.elem;
+    if (!Array.isArray(elements)) continue;
+    for (const element of elements) {
+      if (Array.isArray(element) && typeof element[0] === "string" && typeof element[1] === "string") {
+        pairs.push([element[0], element[1]]);
+      }
+    }
+  }
+  return pairs;
+}
+
+/** Reads both ICMP inner-rewrite maps of the current namespace. */
+async function readInnerMaps(): Promise<InnerMaps> {
+  return { v4: await readMap(INNER4), v6: await readMap(INNER6) };
+}
+
+let seq = Math.floor(Date.now() / 1000) & 0xffffff;
+const nextSeq = () => {
+  seq = (seq + 16) & 0x7fffffff;
+  return seq;
+};
 
 /** The real kernel, through the given netlink adapter. */
 export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
@@ -47,6 +87,11 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
     removeRoute: (link, dst, prefix) => netlink.removeRoute(link.index, dst, prefix),
     removeNeighbour: (link, address) => netlink.removeNeighbour(link.index, address),
     removeAddress: (link, address, prefix) => netlink.removeAddress(link.index, address, prefix),
+    readInnerMaps,
+    addIcmpInnerRules() {
+      const batch = encodeIcmpInnerBatch(ANTISPOOF_TABLE, ICMP_INNER_CHAIN, ICMP_SETS, nextSeq());
+      return netlink.sendNfTablesBatch(batch.bytes, batch.ruleSeqs);
+    },
     pid: process.pid,
     dryRun: false,
   };
@@ -54,7 +99,7 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
 
 /** Prints every mutation as `ip`/`nft`/`sysctl` text to `write`; observes with `observe`. */
 export function createDryRunSystem(
-  observe: Pick<NatSystem, "getLink" | "listLinks" | "netnsExists" | "listNetns">,
+  observe: Pick<NatSystem, "getLink" | "listLinks" | "netnsExists" | "listNetns" | "readInnerMaps">,
   write: (text: string) => void,
 ): NatSystem {
   const ip = (line: string) => write(`ip ${line}\n`);
@@ -77,6 +122,11 @@ export function createDryRunSystem(
     removeRoute: async (link, dst, prefix) => ip(`route del ${dst}/${prefix} dev ${link.name}`),
     removeNeighbour: async (link, address) => ip(`neigh del ${address} dev ${link.name}`),
     removeAddress: async (link, address, prefix) => ip(`addr del ${address}/${prefix} dev ${link.name}`),
+    async addIcmpInnerRules() {
+      write(
+        `# nfnetlink (nft cannot express the checksum offsets): add rule inet ${ANTISPOOF_TABLE} ${ICMP_INNER_CHAIN} icmp type @${ICMP_ERRORS4} @th,160,32 set @th,160,32 map @${INNER4} (csum inet at th+18); icmpv6 type @${ICMP_ERRORS6} @th,128,128 set @th,128,128 map @${INNER6} (csum inet at th+2)\n`,
+      );
+    },
     pid: process.pid,
     dryRun: true,
   };

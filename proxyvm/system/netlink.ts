@@ -4,7 +4,14 @@
  * domain verbs. Every `replace*` is idempotent (NLM_F_CREATE|NLM_F_REPLACE),
  * every `remove*` treats "already gone" as success.
  */
-import { createRtNetlink, FlagsNew, type RtNetlinkSocket, rt } from "netlink";
+import {
+  createNetlink,
+  createRtNetlink,
+  FlagsNew,
+  type NetlinkSocket,
+  type RtNetlinkSocket,
+  rt,
+} from "netlink";
 import { SystemError } from "../../shared/errors.js";
 import { isIPv4, parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
 
@@ -30,6 +37,12 @@ export interface NetlinkAdapter {
   removeRoute(index: number, dst: string, prefix: number): Promise<void>;
   removeNeighbour(index: number, address: string): Promise<void>;
   removeAddress(index: number, address: string, prefix: number): Promise<void>;
+  /**
+   * Sends one nfnetlink batch (bytes built by a pure encoder, e.g.
+   * nat/icmp-inner.ts) to nf_tables and waits for the acknowledgement of each
+   * of `seqs`; rejects with the kernel's errno.
+   */
+  sendNfTablesBatch(bytes: Buffer, seqs: readonly number[]): Promise<void>;
   /** Calls `onEvent` for every link added, changed or removed; returns the unsubscribe function. */
   watchLinks(onEvent: (event: LinkEvent) => void): () => void;
   close(): void;
@@ -41,6 +54,9 @@ const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
+const NETLINK_NETFILTER = 12;
+const NLMSG_ERROR = 2;
+const NFT_BATCH_TIMEOUT_MS = 5000;
 /** errno codes meaning "it is already gone" for deletions */
 const GONE = new Set(["ENOENT", "ESRCH", "EADDRNOTAVAIL", "ENODEV"]);
 
@@ -95,7 +111,44 @@ async function removing(what: string, action: () => Promise<unknown>): Promise<v
 export function openNetlink(): NetlinkAdapter {
   const socket: RtNetlinkSocket = createRtNetlink();
   let watcher: RtNetlinkSocket | undefined;
+  let netfilter: NetlinkSocket | undefined;
   return {
+    sendNfTablesBatch(bytes, seqs) {
+      netfilter ??= createNetlink(NETLINK_NETFILTER);
+      const nf = netfilter;
+      return new Promise((resolve, reject) => {
+        const waiting = new Set(seqs);
+        const done = (error?: Error) => {
+          clearTimeout(timer);
+          nf.off("message", listener);
+          if (error === undefined) resolve();
+          else reject(error);
+        };
+        const listener = (messages: { type: number; seq: number; data: Buffer }[]) => {
+          for (const message of messages) {
+            if (message.type !== NLMSG_ERROR || !waiting.has(message.seq)) continue;
+            const errno = message.data.readInt32LE(0);
+            if (errno !== 0) {
+              done(
+                new SystemError(`Cannot add the nf_tables rule (message ${message.seq}): errno ${-errno}`),
+              );
+              return;
+            }
+            waiting.delete(message.seq);
+            if (waiting.size === 0) done();
+          }
+        };
+        const timer = setTimeout(
+          () => done(new SystemError("Cannot add the nf_tables rules: no reply in 5 s")),
+          NFT_BATCH_TIMEOUT_MS,
+        );
+        nf.on("message", listener);
+        nf.socket.send(bytes, {}, (error) => {
+          if (error !== undefined && error !== null)
+            done(new SystemError(`Cannot send to nf_tables: ${error.message}`));
+        });
+      });
+    },
     async getLink(name) {
       try {
         const [message] = await socket.getLink({}, { ifname: name });
@@ -183,6 +236,8 @@ export function openNetlink(): NetlinkAdapter {
     },
     close() {
       socket.socket.close();
+      netfilter?.close();
+      netfilter = undefined;
       watcher?.socket.close();
       watcher = undefined;
     },

@@ -98,9 +98,10 @@ t.test(
     const index = await linkIndex(topo.proxy, a.vif);
     await first.stop("SIGKILL");
     t.equal(await askUpstream(a.ns), "10.137.0.41", "forwarding while the agent is dead");
-    // a vif arriving while no daemon runs: the hook does the work itself
+    // a vif arriving while no daemon runs: the hook does the NAT work itself (its
+    // firewall rules wait for the daemon, so it forwards only after the restart)
     const late = await addFakeVm(topo, "10.137.0.43", V, G);
-    t.equal(await askUpstream(late.ns), "10.137.0.43", "the hook works without a daemon");
+    t.ok(existsSync(`/run/netns/${late.vif}-nat`), "the hook plumbed it without a daemon");
     const second = await topo.startDaemon();
     t.equal(await linkIndex(topo.proxy, a.vif), index, "a healthy VM is adopted, not re-plumbed");
     const vifs = (await status(topo)).vifs;
@@ -110,6 +111,7 @@ t.test(
     );
     t.equal(await askUpstream(a.ns), "10.137.0.41");
     t.equal(await askUpstream(plain.ns), "10.137.0.42");
+    t.equal(await askUpstream(late.ns), "10.137.0.43", "the late VM forwards once the daemon is back");
     t.notMatch(second.log(), /WARN|ERROR/, "a clean start");
   },
 );

@@ -129,6 +129,14 @@ export async function createTopology(t: Tap): Promise<Topology> {
       const ns = await createNetns(t, uniqueName("fvm"));
       const vm = { ns, vif, spec };
       vms.push(vm);
+      // dom0 publishes every VM's firewall (here: everything allowed); the
+      // firewall component blocks a VM it has no rules for
+      for (const n of [spec.native, spec.native6]) {
+        if (n === undefined) continue;
+        await client.write(`/qubes-firewall/${n}/policy`, "drop");
+        await client.write(`/qubes-firewall/${n}/0000`, "action=accept");
+        await client.write(`/qubes-firewall/${n}`, "");
+      }
       await createVethPair({ ns, name: "eth0", mac: VM_MAC }, { ns: proxy, name: vif, mac: VIF_MAC });
       // like Qubes' guest network set-up: address/32, on-link route to the gateway, default via it
       const address = spec.address ?? spec.native;

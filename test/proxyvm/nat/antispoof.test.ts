@@ -10,6 +10,11 @@ const declaration = `table inet qubes-fakeip-antispoof {
 \tchain prerouting { type filter hook prerouting priority raw; policy accept; }
 \tchain from-vif { }
 \tchain forward { type filter hook forward priority filter - 10; policy accept; }
+\tset icmp-errors4 { type icmp_type; elements = { destination-unreachable, source-quench, redirect, time-exceeded, parameter-problem }; }
+\tset icmp-errors6 { type icmpv6_type; elements = { destination-unreachable, packet-too-big, time-exceeded, parameter-problem }; }
+\tmap inner4 { type ipv4_addr : ipv4_addr; }
+\tmap inner6 { type ipv6_addr : ipv6_addr; }
+\tchain icmp-inner { type filter hook postrouting priority 300; policy accept; }
 }
 flush chain inet qubes-fakeip-antispoof prerouting
 flush chain inet qubes-fakeip-antispoof from-vif
@@ -43,9 +48,32 @@ add element inet qubes-fakeip-antispoof ndp6 { "vif3.0" }
 t.test("the connected sets are replaced whole", async (t) => {
   t.equal(
     planConnected(["10.137.0.5", "10.137.0.6"], []),
-    `${declaration}flush set inet qubes-fakeip-antispoof connected4
+    `${declaration}flush chain inet qubes-fakeip-antispoof icmp-inner
+flush set inet qubes-fakeip-antispoof connected4
 flush set inet qubes-fakeip-antispoof connected6
 add element inet qubes-fakeip-antispoof connected4 { 10.137.0.5, 10.137.0.6 }
+`,
+  );
+});
+
+t.test("the ICMP inner-rewrite maps are replaced whole with every change", async (t) => {
+  const script = planAntispoofChange(
+    [],
+    [],
+    {},
+    {
+      v4: [
+        ["10.137.0.5", "10.200.0.10"],
+        ["10.137.0.6", "10.200.0.10"],
+      ],
+      v6: [],
+    },
+  );
+  t.match(
+    script,
+    `flush map inet qubes-fakeip-antispoof inner4
+flush map inet qubes-fakeip-antispoof inner6
+add element inet qubes-fakeip-antispoof inner4 { 10.137.0.5 : 10.200.0.10, 10.137.0.6 : 10.200.0.10 }
 `,
   );
 });
