@@ -146,12 +146,10 @@ function hex6(ip: string): string {
  * VM's MAC is on `vifX.Y-p` and Xen's vif MAC on the ProxyVM's `vifX.Y`).
  *
  * ICMP errors: an error travelling back to the VM embeds the header of the
- * packet it is about, whose source is the native address. nft can rewrite that
- * inner address only with a raw payload write (`@th,160,32 set`), for which
- * nft 1.0.6 updates no checksum (`csum_type 0`), so the VM would get an ICMP
- * message with a bad checksum and the inner address still readable in
- * tcpdump before validation. We therefore drop every ICMP/ICMPv6 error whose
- * embedded source is the native address (docs/agent.md).
+ * packet it is about, whose source is the native address. The ProxyVM
+ * rewrites that inner address to V before the error gets here
+ * (icmp-inner.ts); this table drops any error that still embeds N, so a
+ * missing rewrite loses errors and never leaks N (docs/agent.md).
  */
 export function planNatNft(d: FakeVif): string {
   const vif = d.vif;

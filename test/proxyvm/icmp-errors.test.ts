@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { execa } from "execa";
 import t from "tap";
 import { inNetns, netnsSkipReason } from "../helpers/netns.js";
-import { addFakeVm, askUpstream, createTopology, UPSTREAM } from "./topology.js";
+import { addFakeVm, askUpstream, createTopology, UPSTREAM, UPSTREAM6, VM_MAC } from "./topology.js";
 
 const V = "10.200.0.10";
 const G = "10.200.0.1";
@@ -77,3 +77,39 @@ t.test(
     );
   },
 );
+
+t.test("path MTU discovery works for a fake-IP VM over IPv4 and IPv6", { skip }, async (t) => {
+  const topo = await createTopology(t);
+  const V6 = "fd00:a::10";
+  const G6 = "fd00:a::1";
+  const vm = await topo.addVm({
+    native: "10.137.0.61",
+    address: V,
+    gatewayOfVm: G,
+    address6: V6,
+    gateway6OfVm: G6,
+  });
+  await topo.write("/mapped-ip/10.137.0.61/visible-ip", V);
+  await topo.write("/mapped-ip/10.137.0.61/visible-gateway", G);
+  await topo.write("/mapped-ip/10.137.0.61/visible-ip6", V6);
+  await topo.write("/mapped-ip/10.137.0.61/visible-gateway6", G6);
+  await topo.agent([
+    "vif",
+    "online",
+    vm.vif,
+    "--ip",
+    "10.137.0.61",
+    "--ip",
+    "fd09:24ef:4179::a89:61",
+    "--mac",
+    VM_MAC,
+  ]);
+  // a smaller uplink: the ProxyVM answers big packets with fragmentation-needed / packet-too-big
+  await execa("ip", ["-n", topo.proxy, "link", "set", "uplink", "mtu", "1280"]);
+  await inNetns(vm.ns, "ping", ["-c", "1", "-W", "1", "-M", "do", "-s", "1400", UPSTREAM], { reject: false });
+  await inNetns(vm.ns, "ping", ["-6", "-c", "1", "-W", "1", "-s", "1400", UPSTREAM6], { reject: false });
+  const route4 = String((await execa("ip", ["-n", vm.ns, "route", "get", UPSTREAM])).stdout);
+  const route6 = String((await execa("ip", ["-n", vm.ns, "-6", "route", "get", UPSTREAM6])).stdout);
+  t.match(route4, /mtu 1280/, "the VM accepted fragmentation-needed (it names its own visible address)");
+  t.match(route6, /mtu 1280/, "the VM accepted packet-too-big");
+});
