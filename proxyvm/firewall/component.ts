@@ -57,7 +57,7 @@ export interface FirewallVmStatus {
 }
 
 export interface FirewallComponent extends AgentComponent {
-  /** stops DNS refresh timers (the data plane stays) */
+  /** stops DNS refresh timers and the nft session (the data plane stays) */
   close(): void;
 }
 
@@ -268,6 +268,7 @@ export function createFirewallComponent(
     },
     close() {
       for (const n of [...timers.keys()]) schedule(n, undefined);
+      applier.close?.();
     },
   };
   return component;

@@ -22,6 +22,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
+import { createNftApplier } from "../../proxyvm/firewall/apply.js";
 import { compileFullScript, type VmInput } from "../../proxyvm/firewall/compile.js";
 import { createFirewallComponent } from "../../proxyvm/firewall/component.js";
 import { applyNftScript } from "../../proxyvm/system/nft.js";
@@ -170,16 +171,19 @@ async function benchUpdate(updates: number): Promise<Array<[number, number]>> {
   let appliedAt = 0;
   let startedAt = 0;
   let onApplied: (() => void) | undefined;
+  // the agent's own applier (a long-lived nft session for small scripts), timed around
+  const nft = createNftApplier();
   const component = createFirewallComponent(
     { qubesdb: db, log: silentLogger, now: () => Date.now() },
     {
       applier: {
         apply: async (script) => {
           startedAt = performance.now();
-          await applyNftScript(script);
+          await nft.apply(script);
           appliedAt = performance.now();
           onApplied?.();
         },
+        close: () => nft.close?.(),
       },
       lookup: async () => [],
     },

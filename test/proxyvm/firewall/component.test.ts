@@ -78,6 +78,7 @@ t.test(
     const db = await daemon.client();
     let failNextApply = false;
     const real = createNftApplier({ netns: topo.router });
+  t.teardown(() => real.close?.());
     const applier = {
       apply: async (script: string) => {
         if (failNextApply) {
