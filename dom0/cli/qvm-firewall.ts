@@ -25,10 +25,20 @@ import {
   runCommand,
 } from "./common.js";
 
-/** Qubes accepts the action without `action=` (`add accept dsthost=...`). */
+/**
+ * Qubes' command-line conveniences: the action without `action=`
+ * (`add accept dsthost=...`) and a relative expiry `expire=+SECONDS`.
+ */
 function parseRuleWords(words: readonly string[]): FirewallRule {
+  const now = nowSeconds();
+  const text = words
+    .map((w) => (w === "accept" || w === "drop" ? `action=${w}` : w))
+    .map((w) =>
+      w.replace(/^expire=\+([0-9]{1,10})$/, (_, seconds: string) => `expire=${now + Number(seconds)}`),
+    )
+    .join(" ");
   // parseApiRule's errors already name the rule and the option.
-  return parseApiRule(words.map((w) => (w === "accept" || w === "drop" ? `action=${w}` : w)).join(" "));
+  return parseApiRule(text);
 }
 
 function parseRuleLines(text: string, source: string): FirewallRule[] {

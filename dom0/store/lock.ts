@@ -11,7 +11,7 @@ import { open, readFile, stat, unlink } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SystemError } from "../../shared/errors.js";
 
-const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_TIMEOUT_MS = 60_000;
 const RETRY_MS = 10;
 const EMPTY_STALE_MS = 5_000;
 

@@ -130,6 +130,8 @@ t.test("an admin's session: create, prefs, features, ls", async (t) => {
     { code: 0, stdout: "\n", stderr: "" },
     "no default_netvm: none",
   );
+  t.same(await run("qvm-remove", ["anon-1"]), { code: 0, stdout: "", stderr: "" });
+  t.notMatch((await run("qvm-ls", [])).stdout, /anon-1/);
 });
 
 t.test(
@@ -242,6 +244,10 @@ t.test("qvm-firewall lists, adds, deletes, replaces and resets rules", async (t)
     "action=accept proto=tcp dstports=443-443\naction=drop\n",
     "a bad set changes nothing",
   );
+  await run("qvm-firewall", ["anon-1", "add", "--before", "0", "accept", "dst4=192.0.2.9", "expire=+3600"]);
+  const expiring = (await run("qvm-firewall", ["anon-1", "list", "--raw"])).stdout.split("\n")[0] ?? "";
+  const at = Number(/expire=(\d+)$/.exec(expiring)?.[1]);
+  t.ok(Math.abs(at - (Date.now() / 1000 + 3600)) < 600, `expire=+3600 is relative to now: ${expiring}`);
   await run("qvm-firewall", ["anon-1", "reset"]);
   t.same((await run("qvm-firewall", ["anon-1", "list", "--raw"])).stdout, "action=accept\n");
 });
