@@ -1,4 +1,4 @@
-/** Packet capture with tcpdump inside a namespace (received frames only). */
+/** Packet capture with tcpdump inside a namespace. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,18 +12,34 @@ export interface Capture {
   stop(): Promise<Buffer[]>;
 }
 
-/** Starts `tcpdump -i IFACE -Q in` in `ns`; resolves once tcpdump is listening. */
+/** Starts `tcpdump -i IFACE -Q DIRECTION` in `ns`; resolves once tcpdump is listening. */
 export async function startCapture(
   ns: string,
   iface: string,
-  direction: "in" | "inout" = "in",
+  direction: "in" | "out" | "inout" = "in",
 ): Promise<Capture> {
   const dir = mkdtempSync(join(tmpdir(), "qfl-cap-"));
   const file = join(dir, "cap.pcap");
+  // --immediate-mode: hand each packet over at once (otherwise TPACKET_V3 holds
+  // them until a ring block retires, and a short capture loses them all);
   // -U: write each packet at once; -s 0: whole frames (ICMP errors quote headers deep inside)
   const child: ChildProcess = spawn(
     "nsenter",
-    [`--net=${netnsPath(ns)}`, "tcpdump", "-i", iface, "-Q", direction, "-U", "-s", "0", "-n", "-w", file],
+    [
+      `--net=${netnsPath(ns)}`,
+      "tcpdump",
+      "--immediate-mode",
+      "-i",
+      iface,
+      "-Q",
+      direction,
+      "-U",
+      "-s",
+      "0",
+      "-n",
+      "-w",
+      file,
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";

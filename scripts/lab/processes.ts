@@ -45,6 +45,14 @@ function acceptsConnections(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * How long to wait for something every VM has: a base plus a share per VM,
+ * since a hundred Node processes starting at once on two cores take a while.
+ */
+function budget(state: LabState, baseMs: number): number {
+  return baseMs + 300 * state.vms.length;
+}
+
 export async function startQubesDbs(state: LabState): Promise<void> {
   const [node, daemon] = nodeCommand("qubesdb-daemon");
   for (const vm of state.vms) {
@@ -57,7 +65,7 @@ export async function startQubesDbs(state: LabState): Promise<void> {
     await waitUntil(
       `the QubesDB of ${vm.name} (${vm.qubesdbSocket})`,
       () => acceptsConnections(vm.qubesdbSocket),
-      5000,
+      budget(state, 5000),
     );
   }
 }
@@ -72,7 +80,12 @@ export async function startDom0(state: LabState): Promise<void> {
   for (const vm of state.vms) {
     // A VM without a netvm (sys-net) gets no /qubes-ip, as in Qubes.
     const key = vm.role === "netvm" ? "/qubes-netvm-network" : "/qubes-ip";
-    await waitUntil(`dom0 to publish ${key} of ${vm.name}`, () => readKey(vm.qubesdbSocket, key), 8000, 50);
+    await waitUntil(
+      `dom0 to publish ${key} of ${vm.name}`,
+      () => readKey(vm.qubesdbSocket, key),
+      budget(state, 8000),
+      50,
+    );
   }
 }
 
@@ -102,7 +115,7 @@ export async function startGuests(state: LabState): Promise<void> {
         }>;
         return (links[0]?.addr_info?.length ?? 0) > 0;
       },
-      8000,
+      budget(state, 8000),
       50,
     );
   }

@@ -69,9 +69,7 @@ export async function runScenario(state: LabState, n: Narrator): Promise<void> {
       n.write(
         bit.ms === undefined
           ? `  the rule did not take effect: ${b.name}'s web still works`
-          : `  ${bit.ms} ms after qvm-firewall returned, ${b.name}'s web requests fail: ${describeResult(bit.last)}${
-              bit.last?.error === "EHOSTUNREACH" ? " (ICMP administratively prohibited)" : ""
-            }`,
+          : `  ${bit.ms} ms after qvm-firewall returned, ${b.name}'s web requests fail (${describeResult(bit.last)})`,
       );
       n.write(`  ${a.name}, same fake IP, is unaffected: web ${describeResult(other)}`);
     } finally {

@@ -4,12 +4,15 @@
  * a broken rule set blocks that VM only and its reason is published in
  * `/qubes-firewall-error/N`. The VM's rules are reset afterwards.
  */
+
+import { startCapture } from "../capture.js";
 import { firewallError, publishBrokenRules, qvmFirewall, setRules } from "../firewall.js";
-import { describeResult, type NetAction, netIn } from "../net.js";
+import { describeResult, type NetAction, type NetResult, netIn } from "../net.js";
+import { framesContaining, icmpName, summarizeFrame } from "../pcap.js";
 import type { LabState } from "../state.js";
-import { waitUntil } from "../system.js";
+import { sleep, waitUntil } from "../system.js";
 import { ECHO_PORT, HTTP_PORT, SERVER_IP } from "../topology.js";
-import { clients, fakeClients, nativeIp, type ProbeResult, probe } from "./context.js";
+import { clients, fakeClients, nativeIp, type ProbeResult, probe, proxyNs } from "./context.js";
 import { measureEffect } from "./measure.js";
 
 /** the probe's promise: a change is visible in packets within this time */
@@ -33,6 +36,49 @@ export async function waitForOutcome(ns: string, want: { echo: boolean; web: boo
   );
   return { ms: Date.now() - started, web: last.w };
 }
+
+/**
+ * A blocked web request as the client's kernel receives it. The socket error is
+ * not enough: on veth the ICMP answer arrives while connect() still holds the
+ * socket lock, and Linux then keeps it only as a soft error (TcpExtLockDroppedIcmps)
+ * and lets connect() time out. So the frames themselves are checked.
+ */
+async function seeReject(
+  target: { ns: string; vif: string },
+  proxyNs: string,
+  native: string,
+): Promise<{ prohibited: boolean; leaks: boolean; icmp: string[]; sent: string[]; result: string }> {
+  // The sampler before this drew many rejects: the ProxyVM's kernel rate-limits
+  // ICMP errors per destination (icmp_ratelimit, 1 s per token, burst 6).
+  await sleep(ICMP_TOKEN_MS);
+  const capture = await startCapture(target.ns, "eth0", "in");
+  const proxy = await startCapture(proxyNs, target.vif, "out");
+  let frames: Buffer[] = [];
+  let proxyFrames: Buffer[] = [];
+  let result: NetResult | undefined;
+  try {
+    [result] = await netIn(target.ns, [web]);
+  } finally {
+    frames = await capture.stop();
+    proxyFrames = await proxy.stop();
+  }
+  const icmpOf = (list: Buffer[]) =>
+    list.flatMap((f) => {
+      const s = summarizeFrame(f);
+      return s?.icmp ? [icmpName(s.icmp.type, s.icmp.code)] : [];
+    });
+  const icmp = icmpOf(frames);
+  return {
+    prohibited: icmp.includes("admin-prohibited"),
+    leaks: framesContaining(frames, native).length > 0,
+    icmp,
+    sent: icmpOf(proxyFrames),
+    result: describeResult(result),
+  };
+}
+
+/** two tokens of Linux's per-destination ICMP rate limit (net.ipv4.icmp_ratelimit, default 1000 ms) */
+const ICMP_TOKEN_MS = 2100;
 
 export function describeEffect(ms: number | undefined): string {
   return ms === undefined ? "did NOT take effect" : `took effect after ${ms} ms`;
@@ -62,12 +108,19 @@ export function probeFirewall(state: LabState): Promise<ProbeResult> {
           () => true,
           () => false,
         );
-        const prohibited = added.last?.error === "EHOSTUNREACH";
-        ok &&= added.ms !== undefined && added.ms <= EFFECT_WITHIN_MS && prohibited && stillEcho;
+        const reject = await seeReject(target, proxyNs(state), native);
+        ok &&=
+          added.ms !== undefined &&
+          added.ms <= EFFECT_WITHIN_MS &&
+          reject.prohibited &&
+          !reject.leaks &&
+          stillEcho;
         notes.push(
-          `drop tcp/${HTTP_PORT} ${describeEffect(added.ms)} (web ${describeResult(added.last)}${
-            prohibited ? " = admin-prohibited" : ", want EHOSTUNREACH = admin-prohibited"
-          }; echo ${stillEcho ? "still works" : "BROKEN"})`,
+          `drop tcp/${HTTP_PORT} ${describeEffect(added.ms)} (web ${describeResult(added.last)}; client received ${
+            reject.prohibited
+              ? "ICMP admin-prohibited"
+              : `NO admin-prohibited (web ${reject.result}; ICMP received: ${reject.icmp.join(",") || "none"}; ICMP the ProxyVM sent towards it: ${reject.sent.join(",") || "none"})`
+          }${reject.leaks ? " CARRYING THE NATIVE IP" : ""}; echo ${stillEcho ? "still works" : "BROKEN"})`,
         );
 
         const set = await measureEffect(
