@@ -1,5 +1,6 @@
 /** dom0's public surface: the store, the model, the emitter. Importing this module does no I/O. */
 export * from "./emitter/apply.js";
+export * from "./emitter/owned-keys.js";
 export * from "./emitter/plan.js";
 export * from "./emitter/publish.js";
 export * from "./model/collection.js";

@@ -11,7 +11,8 @@
  */
 import { FIREWALL_PREFIX } from "../../shared/keys.js";
 import type { QubesDbClient } from "../../shared/qubesdb/types.js";
-import { DOM0_READ_PREFIXES, isDom0Key, type KeyMap, sameKeys } from "./plan.js";
+import { DOM0_READ_PREFIXES, isDom0Key } from "./owned-keys.js";
+import { type KeyMap, sameKeys } from "./plan.js";
 
 export interface ApplyCounts {
   writes: number;

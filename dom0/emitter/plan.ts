@@ -7,11 +7,9 @@ import { ALLOW_ALL_RULES, type FirewallRule, planFirewallKeys } from "../../shar
 import {
   CONNECTED_IPS_KEY,
   CONNECTED_IPS6_KEY,
-  FIREWALL_PREFIX,
   firewallRulesPrefix,
   firewallSignalKey,
   formatConnectedIps,
-  MAPPED_IP_PREFIX,
   mappedIpKey,
   mappedIpPrefix,
   NAME_KEY,
@@ -51,50 +49,7 @@ import {
   visibleIp6,
   visibleNetmask,
 } from "../model/network.js";
-
-/** Keys dom0 owns exactly (everything else in a VM's DB belongs to someone else and is never touched). */
-export const DOM0_EXACT_KEYS: ReadonlySet<string> = new Set([
-  NAME_KEY,
-  TYPE_KEY,
-  QUBES_VM_TYPE_KEY,
-  QUBES_MAC_KEY,
-  QUBES_IP_KEY,
-  QUBES_NETMASK_KEY,
-  QUBES_GATEWAY_KEY,
-  QUBES_PRIMARY_DNS_KEY,
-  QUBES_SECONDARY_DNS_KEY,
-  QUBES_IP6_KEY,
-  QUBES_GATEWAY6_KEY,
-  NETVM_NETWORK_KEY,
-  NETVM_GATEWAY_KEY,
-  NETVM_NETMASK_KEY,
-  NETVM_PRIMARY_DNS_KEY,
-  NETVM_SECONDARY_DNS_KEY,
-  NETVM_GATEWAY6_KEY,
-  CONNECTED_IPS_KEY,
-  CONNECTED_IPS6_KEY,
-]);
-/** Subtrees dom0 owns entirely. `/qubes-firewall/` does not cover `/qubes-firewall-handled/` (agent's). */
-export const DOM0_PREFIXES: readonly string[] = [
-  MAPPED_IP_PREFIX,
-  FIREWALL_PREFIX,
-  `${CONNECTED_IPS_KEY}/`,
-  `${CONNECTED_IPS6_KEY}/`,
-];
-/** QubesDB values are at most 3071 bytes (spec/qubesdb.md, the reference's QDB_MAX_DATA - 1). */
-export const MAX_VALUE_BYTES = 3071;
-/** Prefixes to multiread to see every dom0-owned key (a superset, filter with `isDom0Key`). */
-export const DOM0_READ_PREFIXES: readonly string[] = [
-  "/name",
-  "/type",
-  "/qubes-",
-  "/connected-ips",
-  MAPPED_IP_PREFIX,
-];
-
-export function isDom0Key(key: string): boolean {
-  return DOM0_EXACT_KEYS.has(key) || DOM0_PREFIXES.some((prefix) => key.startsWith(prefix));
-}
+import { MAX_VALUE_BYTES } from "./owned-keys.js";
 
 /** Beyond Qubes' two leaves: the client's visible IPv6 address and gateway, for the agent's IPv6 NAT. */
 export const MAPPED_IP6_LEAVES = { ip: "visible-ip6", gateway: "visible-gateway6" } as const;
