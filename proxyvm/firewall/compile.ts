@@ -13,10 +13,10 @@
  *   (ct mark) with the current generation of S passes with one compare.
  */
 import type { FirewallRule } from "../../shared/firewall/index.js";
-import { type Atom, findUnresolvedDrop, planRuns, SHAPES, type Shape } from "./atoms.js";
+import { findUnresolvedDrop, planRuns } from "./atoms.js";
 import { chainSuffix, FAMILIES, type Family, type FamilySyntax } from "./family.js";
 import { hashGeneration } from "./generation.js";
-import { groupAtoms } from "./groups.js";
+import { planLookups, renderRuns } from "./lookups.js";
 
 /** Interfaces VMs are connected through (Xen's vifDOMID.IDX; the NAT namespace's veth keeps the name). */
 export const DEFAULT_CLIENT_INTERFACES = "vif*";
@@ -54,160 +54,6 @@ export interface CompileOptions {
 export function chainNames(address: string): { vm: string; est: string; rpl: string } {
   const s = chainSuffix(address);
   return { vm: `vm-${s}`, est: `est-${s}`, rpl: `rpl-${s}` };
-}
-
-type Direction = "original" | "reply";
-
-function keyExpression(shape: Shape, syntax: FamilySyntax, direction: Direction): string {
-  const addr = direction === "original" ? syntax.daddr : syntax.saddr;
-  const port = direction === "original" ? "th dport" : "th sport";
-  switch (shape) {
-    case "a":
-      return addr;
-    case "ap":
-      return `${addr} . meta l4proto`;
-    case "app":
-      return `${addr} . meta l4proto . ${port}`;
-    case "at":
-      return `${addr} . ${syntax.icmpType}`;
-    case "dns":
-      return `${syntax.ctOrigDaddr} . meta l4proto . ${port}`;
-  }
-}
-
-function formatNet(net: string): string {
-  // a host needs no prefix; "/32" is only a host length for IPv4 (2001:db8::/32 is a network)
-  if (net.endsWith("/32") && !net.includes(":")) return net.slice(0, -3);
-  if (net.endsWith("/128")) return net.slice(0, -4);
-  return net;
-}
-
-/** One set element; `undefined` when the atom cannot match in this direction (an untracked ICMP type). */
-function element(atom: Atom, syntax: FamilySyntax, direction: Direction): string | undefined {
-  const parts = [formatNet(atom.net)];
-  if (atom.shape === "at") {
-    const type = direction === "original" ? atom.icmpType : syntax.icmpReplies.get(atom.icmpType ?? -1);
-    if (type === undefined) return undefined;
-    parts.push(String(type));
-  } else if (atom.proto !== undefined) {
-    parts.push(atom.proto === "icmp" ? syntax.icmpProto : atom.proto);
-    if (atom.ports !== undefined) {
-      const { from, to } = atom.ports;
-      parts.push(from === to ? String(from) : `${from}-${to}`);
-    }
-  }
-  return parts.join(" . ");
-}
-
-/** The match of one atom without a set (an "any" destination needs no address match). */
-function singleMatch(atom: Atom, syntax: FamilySyntax, direction: Direction): string {
-  const parts: string[] = [];
-  const original = direction === "original";
-  if (atom.shape === "dns") parts.push(`${syntax.ctOrigDaddr} ${formatNet(atom.net)}`);
-  else if (atom.net !== syntax.anyNet)
-    parts.push(`${original ? syntax.daddr : syntax.saddr} ${formatNet(atom.net)}`);
-  if (atom.shape === "at") {
-    const type = original ? atom.icmpType : syntax.icmpReplies.get(atom.icmpType ?? -1);
-    parts.push(`${syntax.icmpType} ${type}`);
-  } else if (atom.proto !== undefined) {
-    parts.push(`meta l4proto ${atom.proto === "icmp" ? syntax.icmpProto : atom.proto}`);
-    if (atom.ports !== undefined) {
-      const { from, to } = atom.ports;
-      parts.push(`${original ? "th dport" : "th sport"} ${from === to ? from : `${from}-${to}`}`);
-    }
-  }
-  return parts.join(" ");
-}
-
-interface Lookup {
-  readonly action: "accept" | "drop";
-  readonly shape: Shape;
-  readonly atoms: readonly Atom[];
-}
-
-/** Runs → per run, its lookups: one per shape and overlap-free group. Shared by both directions. */
-function planLookups(runs: ReturnType<typeof planRuns>, family: Family): Lookup[][] {
-  return runs.map((run) => {
-    const lookups: Lookup[] = [];
-    const byShape = new Map<Shape, Atom[]>();
-    for (const atom of run.atoms) {
-      const list = byShape.get(atom.shape);
-      if (list === undefined) byShape.set(atom.shape, [atom]);
-      else list.push(atom);
-    }
-    for (const shape of SHAPES) {
-      for (const group of groupAtoms(byShape.get(shape) ?? [], family, shape !== "a")) {
-        lookups.push({ action: run.action, shape, atoms: group });
-      }
-    }
-    return lookups;
-  });
-}
-
-/**
- * A run of several lookups whose atoms all name a destination is entered only
- * when the packet's address is in their union (one interval lookup; nft
- * merges overlapping networks): a packet the run cannot match, however long
- * the run, costs one lookup instead of one per shape. The run's lookups sit
- * in an anonymous chain bound to that rule (`jump { ... }`), which goes away
- * with the rule, so nothing needs a name or a cleanup.
- */
-function prefilter(
-  lookups: readonly Lookup[],
-  syntax: FamilySyntax,
-  direction: Direction,
-): string | undefined {
-  if (lookups.length < 2) return undefined;
-  const nets = new Set<string>();
-  for (const lookup of lookups) {
-    if (lookup.shape === "dns") return undefined;
-    for (const atom of lookup.atoms) {
-      if (atom.net === syntax.anyNet) return undefined;
-      nets.add(formatNet(atom.net));
-    }
-  }
-  return `${direction === "original" ? syntax.daddr : syntax.saddr} { ${[...nets].join(", ")} } jump {`;
-}
-
-function renderRuns(
-  runs: readonly (readonly Lookup[])[],
-  syntax: FamilySyntax,
-  direction: Direction,
-  verdicts: { accept: string; drop: string },
-): string[] {
-  return runs.flatMap((lookups) => {
-    const lines = renderLookups(lookups, syntax, direction, verdicts);
-    const entry = lines.length < 2 ? undefined : prefilter(lookups, syntax, direction);
-    return entry === undefined ? lines : [entry, ...lines.map((line) => `\t${line}`), "}"];
-  });
-}
-
-function renderLookups(
-  lookups: readonly Lookup[],
-  syntax: FamilySyntax,
-  direction: Direction,
-  verdicts: { accept: string; drop: string },
-): string[] {
-  const lines: string[] = [];
-  for (const lookup of lookups) {
-    const elements: string[] = [];
-    let only: Atom | undefined;
-    for (const atom of lookup.atoms) {
-      const text = element(atom, syntax, direction);
-      if (text === undefined) continue;
-      elements.push(text);
-      only = atom;
-    }
-    if (only === undefined) continue;
-    // one element: plain matches cost the packet the same as a lookup, but creating an
-    // anonymous set per rule makes a big reload many times slower in the kernel
-    const match =
-      elements.length === 1
-        ? singleMatch(only, syntax, direction)
-        : `${keyExpression(lookup.shape, syntax, direction)} { ${elements.join(", ")} }`;
-    lines.push(`${match}${match === "" ? "" : " "}${verdicts[lookup.action]}`);
-  }
-  return lines;
 }
 
 const GENERATION_PLACEHOLDER = "@GENERATION@";
