@@ -18,7 +18,7 @@ import { connectQubesDb } from "../../../shared/qubesdb/client.js";
 
 const UUID = "00000000-0000-4000-8000-000000000002";
 
-t.test("a rule that expires while serve runs disappears from the ProxyVM's DB at that moment", async (t) => {
+t.test("serve republishes when a rule expires and when a firewall.xml changes on disk", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), `dom0-serve-${process.pid}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const qubesDir = join(dir, "qubes");
@@ -71,6 +71,13 @@ t.test("a rule that expires while serve runs disappears from the ProxyVM's DB at
     ],
     ["action=drop", "drop", ""],
   );
+  // A firewall.xml written by someone else (not a qvm-* command) is noticed on disk.
+  await saveFirewall(qubesDir, "work", [parseApiRule("action=accept proto=udp dstports=53")], now);
+  await waitFor(
+    async () => (await proxy.readText(`${base}/0000`)) === "action=accept proto=udp dstports=53-53",
+    "the new file",
+  );
+  t.equal(await proxy.readText(`${base}/0001`), undefined);
   stop.abort();
   await running;
   t.equal(lines.at(-1), "INFO stopped");
