@@ -70,6 +70,18 @@ function waitReady(child: ChildProcess): Promise<void> {
   });
 }
 
+async function connectWhenListening(socket: string) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await connectQubesDb({ socket, reconnect: false });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 interface Round {
   count: number;
   floorMs: number;
@@ -99,7 +111,7 @@ async function round(count: number): Promise<Round> {
     );
     await execa("ip", ["-n", proxy, "-batch", "-"], { input: `${lines.join("\n")}\n` });
     await new Promise((r) => setTimeout(r, 200));
-    const client = await connectQubesDb({ socket, reconnect: false });
+    const client = await connectWhenListening(socket);
     await client.write("/qubes-netvm-gateway", "10.137.0.1");
     await client.write("/connected-ips", vifs.map((v) => v.ip).join(" "));
     for (const v of vifs) {
