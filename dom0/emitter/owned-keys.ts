@@ -62,14 +62,13 @@ export const DOM0_PREFIXES: readonly string[] = [
   `${CONNECTED_IPS6_KEY}/`,
 ];
 
-/** Prefixes to multiread to see every dom0-owned key (a superset: filter with `isDom0Key`). */
-export const DOM0_READ_PREFIXES: readonly string[] = [
-  "/name",
-  "/type",
-  "/qubes-",
-  "/connected-ips",
-  MAPPED_IP_PREFIX,
-];
+/**
+ * What the applier multireads to see every dom0-owned key: the whole DB, in
+ * one request per VM, filtered with `isDom0Key`. Five narrower multireads
+ * (`/name`, `/type`, `/qubes-`, `/connected-ips`, `/mapped-ip/`) cost five
+ * round trips for the same data: the other keys a VM holds are few.
+ */
+export const DOM0_READ_PREFIXES: readonly string[] = ["/"];
 
 /** QubesDB values are at most 3071 bytes (spec/qubesdb.md, the reference's QDB_MAX_DATA - 1). */
 export const MAX_VALUE_BYTES = 3071;
