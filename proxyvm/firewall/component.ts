@@ -44,9 +44,13 @@ export interface FirewallComponentOptions {
   /** replaces the DNS lookup (unit tests) */
   readonly lookup?: LookupFn;
   readonly resolverTimings?: Partial<ResolverTimings>;
+  /** longest wait for DNS inside one sync; names still resolving then trigger a later sync (default 500 ms) */
+  readonly dnsWaitMs?: number;
   /** asks the reconcile loop to sync N again (a DNS answer ran out); default: the component does it itself */
   readonly requestSync?: (key: string) => void;
 }
+
+const DEFAULT_DNS_WAIT_MS = 500;
 
 export interface FirewallVmStatus {
   readonly state: "enforcing" | "blocked";
@@ -136,7 +140,11 @@ export function createFirewallComponent(
       };
     }
     const hosts = rules.flatMap((r) => (r.dsthost === undefined ? [] : [r.dsthost]));
-    const dns = await cache.resolveHosts(family, hosts, ctx.now());
+    // bounded: a dead DNS server costs this VM a re-sync later, not every VM a wait now
+    const dns = await cache.resolveHosts(family, hosts, ctx.now(), {
+      waitMs: options.dnsWaitMs ?? DEFAULT_DNS_WAIT_MS,
+      onLate: () => requestSync(n),
+    });
     const unresolved = findUnresolvedDrop(rules, dns.resolved);
     const rule = unresolved === undefined ? undefined : rules[unresolved.index];
     const blocked =

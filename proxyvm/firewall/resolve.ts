@@ -3,8 +3,9 @@
  * outside, compile inside). A for the IPv4 set, AAAA for the IPv6 set, with
  * the records' TTL: an answer is reused until its TTL runs out, then resolved
  * again (the reference resolves once and goes stale, Qubes issue 5225). A
- * failed lookup is retried with exponential back-off. The cache never blocks:
- * `resolveHosts` returns what it could resolve now and when to ask again.
+ * failed lookup is retried with exponential back-off. One VM's slow DNS never
+ * holds up another's rules: `resolveHosts` can wait a bounded time and report
+ * what it has, then call back when the rest arrives.
  */
 import { promises as dns } from "node:dns";
 import { isIPv4, isIPv6 } from "../../shared/net/ip.js";
@@ -78,6 +79,7 @@ export interface HostsResult {
 
 export class HostCache {
   readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<void>>();
   readonly #lookup: LookupFn;
   readonly #timings: ResolverTimings;
 
@@ -86,27 +88,64 @@ export class HostCache {
     this.#timings = { ...DEFAULT_TIMINGS, ...timings };
   }
 
-  /** Resolves every name whose answer is missing or due (concurrently), then reports all of them. */
-  async resolveHosts(family: Family, hosts: Iterable<string>, now: number): Promise<HostsResult> {
+  /**
+   * Resolves every name whose answer is missing or due (concurrently) and reports all of them.
+   * With `waitMs`, waits at most that long (one VM's slow or dead DNS must not hold up the
+   * others): a name still resolving then counts as unresolved, or keeps its expired answer while
+   * it is refreshed, and `onLate` runs once the lookups finish, so the caller can sync again.
+   */
+  async resolveHosts(
+    family: Family,
+    hosts: Iterable<string>,
+    now: number,
+    options: { waitMs?: number; onLate?: () => void } = {},
+  ): Promise<HostsResult> {
     const names = [...new Set(hosts)].sort();
-    await Promise.all(names.map((host) => this.#refresh(family, host, now)));
+    const all = Promise.all(names.map((host) => this.#refreshOnce(family, host, now)));
+    if (options.waitMs === undefined) await all;
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), options.waitMs);
+      });
+      const settled = await Promise.race([all.then(() => true), late]);
+      clearTimeout(timer);
+      if (!settled) void all.then(() => options.onLate?.());
+    }
     const resolved = new Map<string, string[]>();
     const failed = new Map<string, string>();
     let refreshAt: number | undefined;
     for (const host of names) {
-      const entry = this.#entries.get(`${family} ${host}`);
-      if (entry === undefined) continue;
+      const key = cacheKey(family, host);
+      const entry = this.#entries.get(key);
+      if (entry === undefined) {
+        failed.set(host, "still resolving");
+        continue;
+      }
       if (entry.addresses !== undefined) resolved.set(host, entry.addresses);
       else failed.set(host, entry.error ?? "not resolved");
-      refreshAt = refreshAt === undefined ? entry.refreshAt : Math.min(refreshAt, entry.refreshAt);
+      if (!this.#inflight.has(key)) {
+        refreshAt = refreshAt === undefined ? entry.refreshAt : Math.min(refreshAt, entry.refreshAt);
+      }
     }
     return { resolved, failed, refreshAt };
   }
 
-  async #refresh(family: Family, host: string, now: number): Promise<void> {
-    const key = `${family} ${host}`;
+  /** One lookup per name at a time: concurrent callers share it. */
+  #refreshOnce(family: Family, host: string, now: number): Promise<void> {
+    const key = cacheKey(family, host);
+    const running = this.#inflight.get(key);
+    if (running !== undefined) return running;
     const entry = this.#entries.get(key);
-    if (entry !== undefined && entry.refreshAt > now) return;
+    if (entry !== undefined && entry.refreshAt > now) return Promise.resolve();
+    const promise = this.#refresh(family, host, now).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
+    return promise;
+  }
+
+  async #refresh(family: Family, host: string, now: number): Promise<void> {
+    const key = cacheKey(family, host);
+    const entry = this.#entries.get(key);
     const t = this.#timings;
     try {
       const records = await this.#lookup(host, family);

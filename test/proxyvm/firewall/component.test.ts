@@ -78,7 +78,7 @@ t.test(
     const db = await daemon.client();
     let failNextApply = false;
     const real = createNftApplier({ netns: topo.router });
-  t.teardown(() => real.close?.());
+    t.teardown(() => real.close?.());
     const applier = {
       apply: async (script: string) => {
         if (failNextApply) {
@@ -89,7 +89,10 @@ t.test(
       },
     };
     const names = new Map<string, string[]>();
+    /** host → ms a lookup of it takes */
+    const slow = new Map<string, number>();
     const lookup: LookupFn = async (host) => {
+      await new Promise((r) => setTimeout(r, slow.get(host) ?? 0));
       const found = names.get(host);
       if (found === undefined) throw Object.assign(new Error("not found"), { code: "ENOTFOUND" });
       return found.map((address) => ({ address, ttl: 1 }));
@@ -182,6 +185,27 @@ t.test(
       t.equal(await db.readText(firewallErrorKey(VM1)), "", "the back-off retry resolved it");
       t.same(await probe(topo.client, [tcp(SERVER, 80), tcp(FAR, 80)]), [OK, NO]);
       t.equal(await db.readText(`/dns/${VM1}/late.example`), `${FAR}/32`);
+    });
+
+    await t.test("a slow DNS lookup for one VM does not hold up another VM", async (t) => {
+      names.set("slow.example", [FAR]);
+      slow.set("slow.example", 2500);
+      const before2 = await handledCount(db, VM2);
+      await publishRules(db, VM1, ["action=accept dsthost=slow.example", "action=accept proto=udp"]);
+      await publishRules(db, VM2, ["action=drop proto=tcp dstports=80-80", "action=accept"]);
+      const started = Date.now();
+      await waitHandled(db, VM2, before2 + 1, 2000);
+      t.ok(Date.now() - started < 2000, "VM2 applied before VM1's lookup finished");
+      t.same(
+        await probe(topo.client, [tcp(SERVER, 80, VM2), tcp(FAR, 80)]),
+        [NO, NO],
+        "VM1's name is not resolved yet",
+      );
+      await waitFor(async () => (await db.readText(`/dns/${VM1}/slow.example`)) !== undefined, 6000);
+      t.same(await probe(topo.client, [tcp(FAR, 80)]), [OK], "VM1 synced again once the answer came");
+      slow.delete("slow.example");
+      await publishRules(db, VM2, ["action=accept"]);
+      await waitHandled(db, VM2, before2 + 2);
     });
 
     await t.test("a second instance (agent restart) adopts the tables and keeps enforcing", async (t) => {

@@ -95,6 +95,8 @@ t.test(
       netns: topo.router,
       lookup: lookupInNetns(topo.router, [`${SERVER}:${DNS_PORT}`]),
       resolverTimings: { minTtlMs: 500, backoffMs: 300, maxBackoffMs: 600 },
+      // each lookup here starts a process inside the namespace: slow on a loaded machine
+      dnsWaitMs: 5000,
     });
 
     await t.test("the resolved addresses are enforced and exported", async (t) => {
