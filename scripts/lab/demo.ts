@@ -3,7 +3,7 @@
  * minute. `down` always runs, also after a failure or Ctrl-C. Exit status is
  * the number of failed probes (1 when the lab could not be built).
  */
-import { describeError } from "../../shared/errors.js";
+import { describeError, SystemError } from "../../shared/errors.js";
 import { down } from "./down.js";
 import { findLeftovers, runProbes } from "./probes.js";
 import { formatProbe, formatSummary, paint, type Style, terminalStyle } from "./report.js";
@@ -18,6 +18,13 @@ export async function runDemo(
   write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
 ): Promise<number> {
   const style: Style = terminalStyle();
+  const existing = loadState(dir);
+  if (existing !== undefined) {
+    // Someone's lab (maybe a demo killed with SIGKILL): never take it down unasked.
+    throw new SystemError(
+      `Cannot run the demo in "${dir}": lab ${existing.id} is there already; run "qubes-fakeip-lab down --dir ${dir}" first`,
+    );
+  }
   const narrate = (text: string): void => write(`\n${paint(style, "cyan", `▸ ${text}`)}`);
   let tearingDown: Promise<void> | undefined;
   const teardown = (): Promise<void> => {
