@@ -228,6 +228,6 @@ export async function addressesOf(ns: string, dev: string): Promise<string[]> {
 
 /** `true` when one ping from `ns` to `address` is answered (1 s). */
 export async function pings(ns: string, address: string, extra: string[] = []): Promise<boolean> {
-  const result = await inNetns(ns, "ping", ["-c", "1", "-W", "1", ...extra, address], { reject: false });
+  const result = await inNetns(ns, "ping", ["-c", "1", "-W", "0.6", ...extra, address], { reject: false });
   return result.exitCode === 0;
 }
