@@ -8,7 +8,7 @@
  *  - SIGHUP.
  * SIGTERM/SIGINT finish the current sync and exit.
  */
-import { type FSWatcher, watch } from "node:fs";
+import { existsSync, type FSWatcher, watch } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { describeError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
@@ -34,6 +34,9 @@ export interface ServeOptions {
 /** Publishes once under the store lock. */
 export async function syncOnce(options: ServeOptions): Promise<PublishReport> {
   const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  // No store directory: nothing to publish, and a one-shot sync must not create
+  // /var/lib/qubes on a host that has none.
+  if (!existsSync(options.qubesDir)) return { vms: 0, writes: 0, removes: 0, errors: [] };
   return withStoreLock(options.qubesDir, async () => {
     const collection = readCollection(await readStore(options.qubesDir));
     return publishAll(
