@@ -30,7 +30,7 @@ import {
 } from "./compile.js";
 import { type Family, familyOf } from "./family.js";
 import { exportResolved, listReportedAddresses, removeReports, reportAttempt } from "./report.js";
-import { createDnsLookup, HostCache, type LookupFn, type ResolverTimings } from "./resolve.js";
+import { cacheKey, createDnsLookup, HostCache, type LookupFn, type ResolverTimings } from "./resolve.js";
 
 export interface FirewallComponentOptions {
   /** run nft in this named network namespace (tests, the lab) */
@@ -90,6 +90,13 @@ export function createFirewallComponent(
   const compileOptions =
     options.clientInterfaces === undefined ? {} : { clientInterfaces: options.clientInterfaces };
   const statuses = new Map<string, FirewallVmStatus>();
+  /** the names each VM's rules use: the DNS cache keeps only those */
+  const namesInUse = new Map<string, readonly string[]>();
+  const useNames = (n: string, keys: readonly string[]) => {
+    if (keys.length === 0) namesInUse.delete(n);
+    else namesInUse.set(n, keys);
+    cache.retain(new Set([...namesInUse.values()].flat()));
+  };
   const timers = new Map<string, NodeJS.Timeout>();
   /** every step runs alone: a full reload never interleaves with a one-VM update */
   let queue: Promise<unknown> = Promise.resolve();
@@ -140,6 +147,10 @@ export function createFirewallComponent(
       };
     }
     const hosts = rules.flatMap((r) => (r.dsthost === undefined ? [] : [r.dsthost]));
+    useNames(
+      n,
+      hosts.map((h) => cacheKey(family, h)),
+    );
     // bounded: a dead DNS server costs this VM a re-sync later, not every VM a wait now
     const dns = await cache.resolveHosts(family, hosts, ctx.now(), {
       waitMs: options.dnsWaitMs ?? DEFAULT_DNS_WAIT_MS,
@@ -187,6 +198,7 @@ export function createFirewallComponent(
   const forget = async (n: string): Promise<void> => {
     schedule(n, undefined);
     statuses.delete(n);
+    useNames(n, []);
     await removeReports(db, n);
     ctx.log.info("Removed firewall rules", { vm: n });
   };
