@@ -4,7 +4,7 @@
 
 import { execa } from "execa";
 import t from "tap";
-import { netnsSkipReason } from "../helpers/netns.js";
+import { inNetns, netnsSkipReason, spawnInNetns, waitFor } from "../helpers/netns.js";
 import { addFakeVm, askUpstream, createTopology, UPSTREAM } from "./topology.js";
 
 const V = "10.200.0.10";
@@ -36,4 +36,36 @@ t.test("a VM sending from another address is dropped, with and without a fake IP
     "",
     "another VM's native address dropped",
   );
+});
+
+t.test("traffic from the uplink claiming a connected VM's native address is dropped", { skip }, async (t) => {
+  const topo = await createTopology(t);
+  const N = "10.137.0.45";
+  // a UDP listener in the ProxyVM that prints each sender's address
+  const listener = spawnInNetns(t, topo.proxy, process.execPath, [
+    "-e",
+    `const s=require("node:dgram").createSocket("udp4");s.on("message",(m,r)=>process.stdout.write(r.address+"\\n"));s.bind(9999,"198.51.100.1",()=>process.stdout.write("ready\\n"));`,
+  ]);
+  let heard = "";
+  listener.stdout?.on("data", (chunk: Buffer) => {
+    heard += chunk.toString();
+  });
+  await waitFor(() => heard.includes("ready"));
+  await execa("ip", ["-n", topo.upstream, "addr", "add", `${N}/32`, "dev", "lo"]);
+  const send = () =>
+    inNetns(topo.upstream, process.execPath, [
+      "-e",
+      `const s=require("node:dgram").createSocket("udp4");s.bind(0,"${N}",()=>s.send("x",9999,"198.51.100.1",()=>s.close()));`,
+    ]);
+  const vm = await topo.addVm({ native: "10.137.0.46" });
+  await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.46"]);
+  await send();
+  t.ok(await waitFor(() => heard.includes(N), 2000), "control: not connected yet, the packet arrives");
+  heard = "";
+  await topo.write("/connected-ips", `${N} 10.137.0.46`);
+  await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.46"]);
+  await send();
+  await new Promise((r) => setTimeout(r, 500));
+  t.notMatch(heard, N, "a connected VM's native address from the uplink is dropped");
+  t.equal(await askUpstream(vm.ns), "10.137.0.46", "the connected VM itself still works");
 });

@@ -13,7 +13,7 @@ const V = "10.200.0.10";
 const G = "10.200.0.1";
 const skip = netnsSkipReason();
 
-async function _linkIndex(ns: string, dev: string): Promise<number | undefined> {
+async function linkIndex(ns: string, dev: string): Promise<number | undefined> {
   const links = (await ipJson(ns, ["link", "show", "dev", dev])) as { ifindex: number }[];
   return links[0]?.ifindex;
 }
@@ -46,6 +46,11 @@ t.test("with a daemon, the hook hands the vif over and returns once it converged
       "m",
     ),
   );
+  const index = await linkIndex(topo.proxy, vm.vif);
+  daemon.signal("SIGHUP");
+  t.ok(await waitFor(() => daemon.log().includes("INFO resynced"), 5000), "SIGHUP: a full resync");
+  t.equal(await linkIndex(topo.proxy, vm.vif), index, "which leaves a healthy VM's plumbing alone");
+  t.equal(await askUpstream(vm.ns), "10.137.0.21");
   await daemon.stop("SIGTERM");
   t.equal(await askUpstream(vm.ns), "10.137.0.21", "SIGTERM leaves the data plane in place");
 });

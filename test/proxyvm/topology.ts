@@ -70,7 +70,11 @@ export interface Topology {
     args: string[],
     options?: { reject?: boolean },
   ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
-  startDaemon(): Promise<{ stop(signal?: NodeJS.Signals): Promise<void>; log(): string }>;
+  startDaemon(): Promise<{
+    stop(signal?: NodeJS.Signals): Promise<void>;
+    signal(signal: NodeJS.Signals): void;
+    log(): string;
+  }>;
   write(key: string, value: string): Promise<void>;
 }
 
@@ -174,6 +178,7 @@ export async function createTopology(t: Tap): Promise<Topology> {
       if (!ready || child.exitCode !== null) throw new Error(`Cannot start the agent: ${log}`);
       return {
         log: () => log,
+        signal: (signal: NodeJS.Signals) => void child.kill(signal),
         async stop(signal: NodeJS.Signals = "SIGTERM") {
           if (child.exitCode !== null || child.signalCode !== null) return;
           await new Promise<void>((r) => {
