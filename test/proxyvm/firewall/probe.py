@@ -171,13 +171,16 @@ def session(src, dst, port):
     for line in sys.stdin:
         try:
             s.sendall(line.encode())
+            # echoes of earlier lines held back by a cut may arrive first: read up to this line's echo
             data = b""
-            while len(data) < len(line):
+            closed = False
+            while not data.endswith(line.encode()):
                 chunk = s.recv(4096)
                 if not chunk:
+                    closed = True
                     break
                 data += chunk
-            print("ok" if data.endswith(line.encode()) else "closed", flush=True)
+            print("closed" if closed else "ok", flush=True)
         except socket.timeout:
             print("timeout", flush=True)
         except OSError as e:
