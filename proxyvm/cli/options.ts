@@ -16,12 +16,20 @@ export interface GlobalOptions {
   readonly dryRun: boolean;
 }
 
+/**
+ * Without `--state-dir`, an agent given its own `--control-socket` keeps its
+ * state beside it (`PATH.state`): several agents on one host (the lab, tests)
+ * must never share vif records, or one would adopt, and clean up, the
+ * other's vifs.
+ */
 export function normaliseGlobalOptions(raw: Record<string, unknown>): GlobalOptions {
   const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+  const controlSocket = text(raw["controlSocket"]);
   return {
     qubesdbSocket: text(raw["qubesdbSocket"]),
-    controlSocket: text(raw["controlSocket"]) ?? DEFAULT_CONTROL_SOCKET,
-    stateDir: text(raw["stateDir"]) ?? DEFAULT_STATE_DIR,
+    controlSocket: controlSocket ?? DEFAULT_CONTROL_SOCKET,
+    stateDir:
+      text(raw["stateDir"]) ?? (controlSocket === undefined ? DEFAULT_STATE_DIR : `${controlSocket}.state`),
     dryRun: raw["dryRun"] === true,
   };
 }

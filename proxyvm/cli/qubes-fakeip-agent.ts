@@ -16,8 +16,11 @@ const program = new Command("qubes-fakeip-agent")
     "--qubesdb-socket <path>",
     "QubesDB socket (else $QUBESDB_SOCKET, else $QUBESDB_RUN_DIR/qubesdb.sock)",
   )
-  .option("--control-socket <path>", "the agent's control socket", "/run/qubes-fakeip/agent.sock")
-  .option("--state-dir <dir>", "where vif facts survive a restart", "/run/qubes-fakeip")
+  .option("--control-socket <path>", "the agent's control socket (default: /run/qubes-fakeip/agent.sock)")
+  .option(
+    "--state-dir <dir>",
+    "where vif facts survive a restart (default: /run/qubes-fakeip, or PATH.state beside a given --control-socket)",
+  )
   .option("--dry-run", "print the plan (ip and nft text) and touch nothing", false)
   .showHelpAfterError()
   .action(async (_options, command: Command) => {

@@ -1,0 +1,51 @@
+import t from "tap";
+import { normaliseGlobalOptions, parseVifArguments } from "../../../proxyvm/cli/options.js";
+
+t.test(
+  "global options are normalised once, with per-agent state beside a given control socket",
+  async (t) => {
+    const cases: [string, Record<string, unknown>, object][] = [
+      [
+        "defaults",
+        {},
+        {
+          qubesdbSocket: undefined,
+          controlSocket: "/run/qubes-fakeip/agent.sock",
+          stateDir: "/run/qubes-fakeip",
+          dryRun: false,
+        },
+      ],
+      [
+        "own control socket",
+        { controlSocket: "/tmp/a.sock" },
+        {
+          qubesdbSocket: undefined,
+          controlSocket: "/tmp/a.sock",
+          stateDir: "/tmp/a.sock.state",
+          dryRun: false,
+        },
+      ],
+      [
+        "everything given",
+        { qubesdbSocket: "/q.sock", controlSocket: "/c.sock", stateDir: "/s", dryRun: true },
+        { qubesdbSocket: "/q.sock", controlSocket: "/c.sock", stateDir: "/s", dryRun: true },
+      ],
+    ];
+    for (const [name, raw, expected] of cases) t.same(normaliseGlobalOptions(raw), expected, name);
+  },
+);
+
+t.test("the hook takes the first IPv4 and the first IPv6 address", async (t) => {
+  t.same(parseVifArguments("vif3.0", ["fd09::5", "10.137.0.5", "10.137.0.6"], undefined), {
+    vif: "vif3.0",
+    ip: "10.137.0.5",
+    ip6: "fd09::5",
+    mac: undefined,
+  });
+  t.throws(() => parseVifArguments("eth0", ["10.137.0.5"], undefined), {
+    message: 'Cannot handle vif "eth0": not a vif name vifDOMID.IDX',
+  });
+  t.throws(() => parseVifArguments("vif3.0", [], undefined), {
+    message: 'Cannot handle vif "vif3.0": --ip is required',
+  });
+});
