@@ -60,3 +60,20 @@ t.test("--dry-run prints the plan and touches nothing", { skip }, async (t) => {
   const tables = await inNetns(topo.proxy, "nft", ["list", "tables"]);
   t.equal(String(tables.stdout), "", "no nft table was created");
 });
+
+t.test(
+  "the daemon's --dry-run prints one full convergence against the kernel and exits",
+  { skip },
+  async (t) => {
+    const topo = await createTopology(t);
+    const vm = await addFakeVm(topo, "10.137.0.91", V, G);
+    const before = await ipJson(topo.proxy, ["link", "show", "dev", vm.vif]);
+    const result = await topo.agent(["--dry-run"]);
+    t.equal(result.exitCode, 0);
+    t.match(result.stdout, `# ${vm.vif}\n`);
+    t.notMatch(result.stdout, "ip netns add", "the namespace exists: no structural step is planned");
+    t.match(result.stdout, `ip -n ${vm.vif}-nat addr add ${G}/32 dev ${vm.vif}\n`);
+    t.match(result.stdout, "# nfnetlink (nft cannot express the checksum offsets)");
+    t.same(await ipJson(topo.proxy, ["link", "show", "dev", vm.vif]), before, "nothing was touched");
+  },
+);
