@@ -32,6 +32,8 @@ export function createAllowList(
   } = {},
 ): AllowList {
   let pending: AllowedPair[] = [];
+  /** the inner maps as the last successful transaction left them; unknown at first and after a failure */
+  let appliedInner: InnerMaps | undefined;
   let pendingNdp: string[] = [];
   let timer: NodeJS.Timeout | undefined;
   const delayMs = options.delayMs ?? 50;
@@ -52,17 +54,20 @@ export function createAllowList(
   const list: AllowList = {
     async change(add, remove, ndp = {}) {
       const taken = take();
+      const maps = options.innerMaps?.();
       try {
         await nft(
           planAntispoofChange(
             add,
             [...taken.pairs, ...remove],
             { add: ndp.add ?? [], remove: [...taken.ndp, ...(ndp.remove ?? [])] },
-            options.innerMaps?.(),
+            maps === undefined ? undefined : { maps, applied: appliedInner },
           ),
         );
+        appliedInner = maps;
       } catch (error) {
         restore(taken);
+        appliedInner = undefined;
         throw error;
       }
     },

@@ -31,12 +31,31 @@ export interface InnerMaps {
   readonly v6: readonly (readonly [string, string])[];
 }
 
-function innerMapLines(t: string, maps: InnerMaps): string[] {
-  // replaced whole in the same transaction: no moment without an entry that should be there
-  const lines = [`flush map ${t} ${INNER4}`, `flush map ${t} ${INNER6}`];
+/**
+ * The ICMP inner-rewrite map changes: replaced whole when what the kernel
+ * holds is unknown (`applied` undefined), else only the entries that differ
+ * (a changed value is deleted first: nf_tables refuses to overwrite one).
+ */
+function innerMapLines(t: string, maps: InnerMaps, applied: InnerMaps | undefined): string[] {
   const elements = (pairs: InnerMaps["v4"]) => pairs.map(([n, v]) => `${n} : ${v}`).join(", ");
-  if (maps.v4.length > 0) lines.push(`add element ${t} ${INNER4} { ${elements(maps.v4)} }`);
-  if (maps.v6.length > 0) lines.push(`add element ${t} ${INNER6} { ${elements(maps.v6)} }`);
+  if (applied === undefined) {
+    const lines = [`flush map ${t} ${INNER4}`, `flush map ${t} ${INNER6}`];
+    if (maps.v4.length > 0) lines.push(`add element ${t} ${INNER4} { ${elements(maps.v4)} }`);
+    if (maps.v6.length > 0) lines.push(`add element ${t} ${INNER6} { ${elements(maps.v6)} }`);
+    return lines;
+  }
+  const lines: string[] = [];
+  for (const [name, want, have] of [
+    [INNER4, maps.v4, applied.v4],
+    [INNER6, maps.v6, applied.v6],
+  ] as const) {
+    const wanted = new Map(want);
+    const had = new Map(have);
+    const stale = [...had].filter(([n, v]) => wanted.get(n) !== v).map(([n]) => n);
+    const fresh = [...wanted].filter(([n, v]) => had.get(n) !== v);
+    if (stale.length > 0) lines.push(`delete element ${t} ${name} { ${stale.join(", ")} }`);
+    if (fresh.length > 0) lines.push(`add element ${t} ${name} { ${elements(fresh)} }`);
+  }
   return lines;
 }
 
@@ -94,7 +113,7 @@ export function planAntispoofChange(
   add: readonly AllowedPair[],
   remove: readonly AllowedPair[],
   ndp: { add?: string[]; remove?: string[] } = {},
-  inner?: InnerMaps,
+  inner?: { readonly maps: InnerMaps; readonly applied: InnerMaps | undefined },
 ): string {
   const t = `inet ${ANTISPOOF_TABLE}`;
   const lines = declaration();
@@ -104,7 +123,7 @@ export function planAntispoofChange(
     lines.push(`add element ${t} ndp6 { "${iif}" }`, `delete element ${t} ndp6 { "${iif}" }`);
   for (const pair of add) lines.push(`add element ${t} ${element(pair)}`);
   for (const iif of ndp.add ?? []) lines.push(`add element ${t} ndp6 { "${iif}" }`);
-  if (inner !== undefined) lines.push(...innerMapLines(t, inner));
+  if (inner !== undefined) lines.push(...innerMapLines(t, inner.maps, inner.applied));
   return `${lines.join("\n")}\n`;
 }
 

@@ -56,24 +56,46 @@ add element inet qubes-fakeip-antispoof connected4 { 10.137.0.5, 10.137.0.6 }
   );
 });
 
-t.test("the ICMP inner-rewrite maps are replaced whole with every change", async (t) => {
-  const script = planAntispoofChange(
-    [],
-    [],
-    {},
-    {
-      v4: [
-        ["10.137.0.5", "10.200.0.10"],
-        ["10.137.0.6", "10.200.0.10"],
-      ],
-      v6: [],
-    },
-  );
+t.test("the ICMP inner-rewrite maps are replaced whole when the kernel's content is unknown", async (t) => {
+  const maps = {
+    v4: [
+      ["10.137.0.5", "10.200.0.10"],
+      ["10.137.0.6", "10.200.0.10"],
+    ] as const,
+    v6: [],
+  };
   t.match(
-    script,
+    planAntispoofChange([], [], {}, { maps, applied: undefined }),
     `flush map inet qubes-fakeip-antispoof inner4
 flush map inet qubes-fakeip-antispoof inner6
 add element inet qubes-fakeip-antispoof inner4 { 10.137.0.5 : 10.200.0.10, 10.137.0.6 : 10.200.0.10 }
 `,
   );
+});
+
+t.test("else only the entries that differ change, a changed value deleted first", async (t) => {
+  const applied = {
+    v4: [
+      ["10.137.0.5", "10.200.0.10"],
+      ["10.137.0.6", "10.200.0.10"],
+      ["10.137.0.7", "10.200.0.10"],
+    ] as const,
+    v6: [],
+  };
+  const maps = {
+    v4: [
+      ["10.137.0.5", "10.200.0.10"],
+      ["10.137.0.6", "10.201.0.20"],
+      ["10.137.0.8", "10.200.0.10"],
+    ] as const,
+    v6: [],
+  };
+  const script = planAntispoofChange([], [], {}, { maps, applied });
+  t.match(
+    script,
+    `delete element inet qubes-fakeip-antispoof inner4 { 10.137.0.6, 10.137.0.7 }
+add element inet qubes-fakeip-antispoof inner4 { 10.137.0.6 : 10.201.0.20, 10.137.0.8 : 10.200.0.10 }
+`,
+  );
+  t.notMatch(script, "flush map");
 });
