@@ -15,8 +15,8 @@ export interface Dom0Command {
 
 /**
  * The admin's commands that create the lab's VMs (pure), in groups: the first
- * group (template, sys-net, sys-firewall) runs first; the other groups, one per
- * client, may run concurrently (the store lock serialises their saves).
+ * group (every qvm-create, in order) runs first; the other groups, one client's
+ * features each, may run concurrently (the store lock serialises their saves).
  */
 export function planDom0Commands(plan: LabPlan): Dom0Command[][] {
   const q = ["--qubes-dir", plan.qubesDir];
@@ -42,8 +42,10 @@ export function planDom0Commands(plan: LabPlan): Dom0Command[][] {
   ];
   const groups: Dom0Command[][] = [base];
   for (const vm of clientsOf(plan)) {
+    // Created in order in the first group, so dom0 hands out native IPs in name order.
+    base.push(create(vm.name, vm.name.startsWith("anon") ? "purple" : "blue", [`netvm=${PROXYVM}`]));
+    if (Object.keys(vm.features).length === 0) continue;
     groups.push([
-      create(vm.name, vm.name.startsWith("anon") ? "purple" : "blue", [`netvm=${PROXYVM}`]),
       ...Object.entries(vm.features).map(
         ([feature, value]): Dom0Command => ({
           command: "qvm-features",

@@ -54,8 +54,8 @@ t.test(
     const groups = planDom0Commands(plan);
     t.same(
       groups.map((g) => g.length),
-      [4, 4, 1],
-      "the base group first, then one group per client",
+      [6, 3],
+      "every qvm-create first, then one group per fake-IP client's features",
     );
     const lines = groups.flat().map((c) => [c.command, ...c.args.slice(2)].join(" "));
     t.same(lines, [
@@ -64,10 +64,10 @@ t.test(
       "qvm-prefs sys-net netvm ",
       "qvm-create --class AppVM --template debian-12 --label green --property provides_network=True --property netvm=sys-net sys-firewall",
       "qvm-create --class AppVM --template debian-12 --label purple --property netvm=sys-firewall anon-1",
+      "qvm-create --class AppVM --template debian-12 --label blue --property netvm=sys-firewall work",
       "qvm-features anon-1 net.fake-ip 10.152.152.11",
       "qvm-features anon-1 net.fake-gateway 10.152.152.10",
       "qvm-features anon-1 net.fake-netmask 255.255.192.0",
-      "qvm-create --class AppVM --template debian-12 --label blue --property netvm=sys-firewall work",
     ]);
     t.ok(
       groups.flat().every((c) => c.args[0] === "--qubes-dir" && c.args[1] === "/run/lab/qubes"),
