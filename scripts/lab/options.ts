@@ -15,13 +15,22 @@ import {
 /** more would not fit the domid block of 128 the lab reserves per run */
 export const MAX_CLIENTS = 120;
 
-const ipv4 = (what: string) => z.string().refine(isIPv4, { message: `${what} is not an IPv4 address` });
+const ipv4 = () => z.string().refine(isIPv4, { message: "not an IPv4 address" });
+
+/** the command-line spelling of each option, for messages */
+const FLAGS: Record<string, string> = {
+  dir: "--dir",
+  clients: "--clients",
+  fakeIp: "--fake-ip",
+  fakeGateway: "--fake-gateway",
+  fakeNetmask: "--fake-netmask",
+};
 
 const schema = z.object({
   dir: z.string().min(1).default(DEFAULT_DIR),
   clients: z.coerce.number().int().min(0).max(MAX_CLIENTS).default(DEFAULT_CLIENTS),
-  fakeIp: ipv4("--fake-ip").default(DEFAULT_FAKE_IP),
-  fakeGateway: ipv4("--fake-gateway").default(DEFAULT_FAKE_GATEWAY),
+  fakeIp: ipv4().default(DEFAULT_FAKE_IP),
+  fakeGateway: ipv4().default(DEFAULT_FAKE_GATEWAY),
   fakeNetmask: z.string().default(DEFAULT_FAKE_NETMASK),
 });
 
@@ -30,7 +39,7 @@ export function parseLabOptions(raw: Record<string, unknown>): LabOptions {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? "option");
-    throw new InvalidInputError(`Cannot use ${key} "${String(raw[key])}": ${issue?.message}`);
+    throw new InvalidInputError(`Cannot use ${FLAGS[key] ?? key} "${String(raw[key])}": ${issue?.message}`);
   }
   let netmask: string;
   try {

@@ -15,8 +15,8 @@ t.test("lab options default to Whonix's addresses and normalise the netmask", as
 
 t.test("bad lab options are refused with the offending value", async (t) => {
   const cases: Array<[Record<string, unknown>, string]> = [
-    [{ fakeIp: "10.1.2" }, 'Cannot use fakeIp "10.1.2": --fake-ip is not an IPv4 address'],
-    [{ clients: "500" }, 'Cannot use clients "500": Too big: expected number to be <=120'],
+    [{ fakeIp: "10.1.2" }, 'Cannot use --fake-ip "10.1.2": not an IPv4 address'],
+    [{ clients: "500" }, 'Cannot use --clients "500": Too big: expected number to be <=120'],
     [
       { fakeNetmask: "255.0.255.0" },
       'Cannot use --fake-netmask "255.0.255.0": Cannot parse netmask "255.0.255.0": the mask is not contiguous',
