@@ -110,7 +110,12 @@ export async function applyVif(
     throw error;
   }
   // 4. the ProxyVM side over netlink (in-process, a few hundred microseconds)
-  await applyProxyOps(sys, desired, plan.proxyvm);
+  try {
+    await applyProxyOps(sys, desired, plan.proxyvm);
+  } catch (error) {
+    await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
+    throw error;
+  }
   return { result: "applied", applied: desired.native };
 }
 

@@ -14,7 +14,7 @@ import {
   NETVM_GATEWAY6_KEY,
   parseConnectedIps,
 } from "../../shared/keys.js";
-import { isIPv4 } from "../../shared/net/ip.js";
+import { isIPv4, isIPv6, normalizeIPv6 } from "../../shared/net/ip.js";
 import { type AgentComponent, type AgentContext, PermanentSyncError } from "../component.js";
 import { type DesiredVif, planDesiredVif, type VifDbFacts, type VifEvent } from "../desired.js";
 import type { VifStore } from "../state.js";
@@ -148,7 +148,23 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       }
     }
     try {
-      const outcome = await applyVif(system, allow, desired, record?.applied);
+      // What may be in the allow-list: what was recorded as applied, else, when
+      // removing (a kill between adding the entry and recording it), the
+      // event's own addresses, when they are addresses at all.
+      const fromEvent =
+        event !== undefined && isIPv4(event.ip)
+          ? {
+              ip: event.ip,
+              ip6: event.ip6 !== undefined && isIPv6(event.ip6) ? normalizeIPv6(event.ip6) : undefined,
+            }
+          : undefined;
+      const removing = desired.kind === "absent" || desired.kind === "blocked";
+      const outcome = await applyVif(
+        system,
+        allow,
+        desired,
+        record?.applied ?? (removing ? fromEvent : undefined),
+      );
       if (outcome.result === "applied") {
         if (event !== undefined) store.put(vif, { event, applied: outcome.applied });
         record = store.get(vif);
