@@ -5,7 +5,6 @@
 
 import { InvalidInputError } from "../../shared/errors.js";
 import { vifNameSchema } from "../../shared/keys.js";
-import { isIPv4, isIPv6 } from "../../shared/net/ip.js";
 import { DEFAULT_CONTROL_SOCKET } from "../sources/control-socket.js";
 import { DEFAULT_STATE_DIR } from "../state.js";
 
@@ -60,8 +59,12 @@ export function parseVifArguments(
   const ip = ips.find((value) => !value.includes(":")) ?? ips[0];
   if (ip === undefined) throw new InvalidInputError(`Cannot handle vif "${vif}": --ip is required`);
   const ip6 = ips.find((value) => value.includes(":") && value !== ip);
-  if (!isIPv4(ip) && !isIPv6(ip) && ip.length > 64) {
-    throw new InvalidInputError(`Cannot handle vif "${vif}" with --ip "${ip.slice(0, 64)}...": too long`);
+  for (const value of [ip, ip6, mac]) {
+    if (value !== undefined && value.length > 64) {
+      throw new InvalidInputError(
+        `Cannot handle vif "${vif}" with "${value.slice(0, 64)}...": longer than 64 characters`,
+      );
+    }
   }
   return { vif, ip, ip6, mac };
 }
