@@ -97,17 +97,20 @@ export interface DetachedSpec {
 
 /**
  * Starts a process that outlives the lab command (its own session, output to
- * a log file) and records its pid. `nsenter` execs the target, so the pid is
- * the target's own.
+ * a log file) and records its pid. `sh` and `nsenter` both exec the target,
+ * so the pid is the target's own.
  */
 export function spawnDetached(spec: DetachedSpec): number {
   const log = openSync(spec.logFile, "a");
   try {
-    const [file, args] =
+    const command =
       spec.ns === undefined
-        ? [spec.file, spec.args]
-        : ["nsenter", [`--net=${netnsPath(spec.ns)}`, spec.file, ...spec.args]];
-    const child = spawn(file, args as string[], {
+        ? [spec.file, ...spec.args]
+        : ["nsenter", `--net=${netnsPath(spec.ns)}`, spec.file, ...spec.args];
+    // The child writes its own pid file before it execs the command: if `up` is
+    // killed right after spawn(), the process still has its pid file, so `down`
+    // finds it.
+    const child = spawn("sh", ["-c", 'echo $$ > "$0" && exec "$@"', spec.pidFile, ...command], {
       detached: true,
       stdio: ["ignore", log, log],
       env: spec.env ?? process.env,

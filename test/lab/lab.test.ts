@@ -71,3 +71,44 @@ t.test(
     t.match(again.stdout, /nothing to remove/);
   },
 );
+
+t.test("down removes everything after up was killed half-way", { skip: netnsSkipReason() }, async (t) => {
+  const dir = join(tmpdir(), `qfl-test-${process.pid}-${randomBytes(3).toString("hex")}`);
+  t.teardown(() => execa("node", [CLI, "down", "--dir", dir], { reject: false }));
+  const upRun = execa("node", [CLI, "up", "--dir", dir], { reject: false });
+  // Kill it once it has started processes and made namespaces, mid-build.
+  const deadline = Date.now() + 60_000;
+  let state:
+    | {
+        prefix: string;
+        dir: string;
+        runDir: string;
+        vms: Array<{ vif: string }>;
+        processes: unknown[];
+        namespaces: unknown[];
+      }
+    | undefined;
+  while (Date.now() < deadline) {
+    try {
+      state = JSON.parse(readFileSync(join(dir, "lab.json"), "utf8"));
+    } catch {
+      state = undefined;
+    }
+    if (state !== undefined && state.processes.length >= 3 && state.namespaces.length > 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  upRun.kill("SIGKILL");
+  await upRun;
+  t.ok(state, "up got far enough to have started processes");
+  if (state === undefined) return;
+  const before = findLeftovers(state);
+  t.ok(
+    before.namespaces.length > 0 && before.processes.length > 0,
+    "the killed up left namespaces and processes",
+  );
+
+  const down = await execa("node", [CLI, "down", "--dir", dir], { reject: false });
+  t.equal(down.exitCode, 0, `down succeeds: ${down.stderr}`);
+  t.same(findLeftovers(state), { namespaces: [], processes: [], sockets: [] }, "nothing remains");
+  t.notOk(existsSync(dir), "the lab's directory is gone");
+});
