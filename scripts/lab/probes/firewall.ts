@@ -123,6 +123,13 @@ export function probeFirewall(state: LabState): Promise<ProbeResult> {
           }${reject.leaks ? " CARRYING THE NATIVE IP" : ""}; echo ${stillEcho ? "still works" : "BROKEN"})`,
         );
 
+        // set: from "echo only" to "web only" in one step; a UDP echo, forbidden by
+        // both lists, is sampled throughout and must never pass (no gap while swapping).
+        await setRules(state, target.name, [
+          `action=accept proto=tcp dst4=${SERVER_IP} dstports=${ECHO_PORT}`,
+          "action=drop",
+        ]);
+        await waitForOutcome(target.ns, { echo: true, web: false });
         const set = await measureEffect(
           target.ns,
           web,
@@ -132,14 +139,15 @@ export function probeFirewall(state: LabState): Promise<ProbeResult> {
               `action=accept proto=tcp dst4=${SERVER_IP} dstports=${HTTP_PORT}`,
               "action=drop",
             ]),
+          { guard: { kind: "udp", host: SERVER_IP, port: ECHO_PORT, data: "guard", timeoutMs: 200 } },
         );
         const swapped = await waitForOutcome(target.ns, { echo: false, web: true }).then(
           () => true,
           () => false,
         );
-        ok &&= set.ms !== undefined && set.ms <= EFFECT_WITHIN_MS && swapped;
+        ok &&= set.ms !== undefined && set.ms <= EFFECT_WITHIN_MS && swapped && set.guardPassed === 0;
         notes.push(
-          `set (web only, rest dropped) ${describeEffect(set.ms)}${swapped ? "" : " but echo still passes"}`,
+          `set (echo only → web only) ${describeEffect(set.ms)}${swapped ? "" : " but echo still passes"}; udp, forbidden by both, passed ${set.guardPassed} of ${set.guardSamples} samples`,
         );
 
         await publishBrokenRules(state, native);

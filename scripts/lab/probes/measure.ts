@@ -15,6 +15,9 @@ export interface Effect {
   /** the last sample (its error says how a block looked) */
   readonly last: NetResult | undefined;
   readonly samples: number;
+  /** how many samples of the guard action (if any) got through, over the whole window */
+  readonly guardPassed: number;
+  readonly guardSamples: number;
 }
 
 /** Pure: the effect time from timestamped samples. */
@@ -36,24 +39,38 @@ export async function measureEffect(
   action: NetAction,
   holds: (r: NetResult) => boolean,
   change: () => Promise<unknown>,
-  options: { everyMs?: number; durationMs?: number } = {},
+  options: {
+    everyMs?: number;
+    durationMs?: number;
+    /** sampled alongside, before, during and after the change: something that must never pass */
+    guard?: NetAction;
+  } = {},
 ): Promise<Effect> {
   const every = options.everyMs ?? 25;
   const count = Math.ceil((options.durationMs ?? 2500) / every);
   const timeoutMs = Math.min(action.timeoutMs ?? 200, 200);
+  const guard = options.guard;
   const sampling = netIn(
     ns,
-    Array.from({ length: count }, (_, i) => ({ ...action, timeoutMs, pauseMs: i * every })),
+    Array.from({ length: count }, (_, i) => [
+      { ...action, timeoutMs, pauseMs: i * every },
+      ...(guard === undefined ? [] : [{ ...guard, timeoutMs, pauseMs: i * every }]),
+    ]).flat(),
     true,
   );
   // Let the sampler start (a process in another namespace) before the change.
   await new Promise((resolve) => setTimeout(resolve, SAMPLER_HEAD_START_MS));
   await change();
   const changedAt = Date.now();
-  const samples = (await sampling).filter((s) => (s.startedAt ?? 0) >= changedAt);
+  const all = await sampling;
+  const stride = guard === undefined ? 1 : 2;
+  const samples = all.filter((s, i) => i % stride === 0 && (s.startedAt ?? 0) >= changedAt);
+  const guarded = guard === undefined ? [] : all.filter((_, i) => i % 2 === 1);
   return {
     ms: effectTime(samples, changedAt, holds),
     last: samples[samples.length - 1],
     samples: samples.length,
+    guardPassed: guarded.filter((s) => s.ok).length,
+    guardSamples: guarded.length,
   };
 }
