@@ -238,6 +238,35 @@ export function parseConnectedIps(text: string, family: 4 | 6): string[] {
   );
 }
 
+/**
+ * The addresses of `/connected-ips` (4) or `/connected-ips6` (6) and their
+ * numbered continuations (`/connected-ips/1`, ...: dom0 splits a list longer
+ * than one value, see dom0/emitter/plan.ts), from a multiread of the key.
+ * Other keys in `entries` are ignored; parts are joined in numeric order.
+ */
+export function joinConnectedIps(entries: ReadonlyMap<string, string>, family: 4 | 6): string[] {
+  const key = connectedIpsKey(family);
+  const parts: Array<[number, string]> = [];
+  for (const [path, text] of entries) {
+    if (path === key) parts.push([0, text]);
+    else if (path.startsWith(`${key}/`) && /^[1-9][0-9]{0,3}$/.test(path.slice(key.length + 1))) {
+      parts.push([Number(path.slice(key.length + 1)), text]);
+    }
+  }
+  parts.sort((a, b) => a[0] - b[0]);
+  return [
+    ...new Set(
+      parts.flatMap(([index, text]) =>
+        parseKeyValue(
+          family === 4 ? connectedIpsSchema : connectedIps6Schema,
+          index === 0 ? key : `${key}/${index}`,
+          text,
+        ),
+      ),
+    ),
+  ];
+}
+
 /** Space-separated addresses for `/connected-ips*`; empty string when there are none. */
 export function formatConnectedIps(addresses: readonly string[]): string {
   return addresses.join(" ");

@@ -9,10 +9,10 @@ import { describeError } from "../../shared/errors.js";
 import {
   CONNECTED_IPS_KEY,
   CONNECTED_IPS6_KEY,
+  joinConnectedIps,
   MAPPED_IP_PREFIX,
   NETVM_GATEWAY_KEY,
   NETVM_GATEWAY6_KEY,
-  parseConnectedIps,
 } from "../../shared/keys.js";
 import { isIPv4, isIPv6, normalizeIPv6 } from "../../shared/net/ip.js";
 import { type AgentComponent, type AgentContext, PermanentSyncError } from "../component.js";
@@ -113,13 +113,16 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
   const converged = new Map<string, string>();
 
   async function syncAntispoof(): Promise<void> {
-    const text4 = (await ctx.qubesdb.readText(CONNECTED_IPS_KEY)) ?? "";
-    const text6 = (await ctx.qubesdb.readText(CONNECTED_IPS6_KEY)) ?? "";
+    // One multiread covers both families and dom0's numbered continuations.
+    const entries = new Map<string, string>();
+    for (const [key, value] of await ctx.qubesdb.multiread(CONNECTED_IPS_KEY)) {
+      entries.set(key, value.toString("utf8"));
+    }
     let connected4: string[];
     let connected6: string[];
     try {
-      connected4 = parseConnectedIps(text4, 4);
-      connected6 = parseConnectedIps(text6, 6);
+      connected4 = joinConnectedIps(entries, 4);
+      connected6 = joinConnectedIps(entries, 6);
     } catch (error) {
       // Fail closed would mean dropping the uplink; instead keep the last good sets and report.
       throw new PermanentSyncError(describeError(error), { cause: error });
@@ -190,9 +193,24 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
 
   return {
     name: "nat",
-    watches: [MAPPED_IP_PREFIX, NETVM_GATEWAY_KEY, NETVM_GATEWAY6_KEY, CONNECTED_IPS_KEY, CONNECTED_IPS6_KEY],
+    watches: [
+      MAPPED_IP_PREFIX,
+      NETVM_GATEWAY_KEY,
+      NETVM_GATEWAY6_KEY,
+      CONNECTED_IPS_KEY,
+      CONNECTED_IPS6_KEY,
+      `${CONNECTED_IPS_KEY}/`,
+      `${CONNECTED_IPS6_KEY}/`,
+    ],
     keysForEvent(path) {
-      if (path === CONNECTED_IPS_KEY || path === CONNECTED_IPS6_KEY) return [ANTISPOOF_KEY];
+      if (
+        path === CONNECTED_IPS_KEY ||
+        path === CONNECTED_IPS6_KEY ||
+        path.startsWith(`${CONNECTED_IPS_KEY}/`) ||
+        path.startsWith(`${CONNECTED_IPS6_KEY}/`)
+      ) {
+        return [ANTISPOOF_KEY];
+      }
       const vifs = [...store.all().values()].filter((r) => r.event.online);
       if (path === NETVM_GATEWAY_KEY || path === NETVM_GATEWAY6_KEY) return vifs.map((r) => r.event.vif);
       if (!path.startsWith(MAPPED_IP_PREFIX)) return [];

@@ -14,6 +14,7 @@ import {
   handledCounterSchema,
   ipv4Schema,
   ipv6Schema,
+  joinConnectedIps,
   macSchema,
   mappedIpKey,
   mappedIpPrefix,
@@ -194,3 +195,32 @@ t.test("parseKeyValue names the key and the value in its error", async (t) => {
     new InvalidInputError('Cannot parse "/qubes-mac" value "zz": not a MAC address xx:xx:xx:xx:xx:xx'),
   );
 });
+
+t.test(
+  "joinConnectedIps joins /connected-ips with its numbered continuations in numeric order",
+  async (t) => {
+    const entries = new Map([
+      ["/connected-ips/10", "10.137.0.40"],
+      ["/connected-ips", "10.137.0.10 10.137.0.11"],
+      ["/connected-ips/2", "10.137.0.30"],
+      ["/connected-ips/1", "10.137.0.20 10.137.0.11"],
+      ["/connected-ips6", "fd09:24ef:4179::a89:a"],
+      ["/connected-ips/x", "10.137.0.99"],
+    ]);
+    t.same(joinConnectedIps(entries, 4), [
+      "10.137.0.10",
+      "10.137.0.11",
+      "10.137.0.20",
+      "10.137.0.30",
+      "10.137.0.40",
+    ]);
+    t.same(joinConnectedIps(entries, 6), ["fd09:24ef:4179::a89:a"]);
+    t.same(joinConnectedIps(new Map(), 4), []);
+    t.throws(
+      () => joinConnectedIps(new Map([["/connected-ips/1", "10.137.0.300"]]), 4),
+      new InvalidInputError(
+        'Cannot parse "/connected-ips/1" value "10.137.0.300": "10.137.0.300" is not an IPv4 address',
+      ),
+    );
+  },
+);
