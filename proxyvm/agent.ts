@@ -1,9 +1,7 @@
 /**
  * Builds and runs the agent from components (component.ts). The CLI passes
- * the NAT component and, when `proxyvm/firewall/index.ts` exports
- * `createFirewallComponent(ctx)`, the firewall component too
- * (`loadOptionalComponents`); anything else can call `createAgent` with its
- * own list.
+ * the NAT component and the firewall component; anything else (tests) can
+ * call `createAgent` with its own list.
  */
 import type { Server } from "node:net";
 import { describeError } from "../shared/errors.js";
@@ -44,18 +42,6 @@ export interface Agent {
 /** The shared context components are built with. */
 export function createAgentContext(qubesdb: QubesDbClient, log: Logger): AgentContext {
   return { qubesdb, log, now: () => Date.now() };
-}
-
-/** `[createFirewallComponent(ctx)]` when `proxyvm/firewall/index.js` provides it, else `[]`. */
-export async function loadOptionalComponents(ctx: AgentContext): Promise<AgentComponent[]> {
-  let module: { createFirewallComponent?: (ctx: AgentContext) => AgentComponent | Promise<AgentComponent> };
-  try {
-    module = (await import(new URL("./firewall/index.js", import.meta.url).href)) as typeof module;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") return [];
-    throw error;
-  }
-  return module.createFirewallComponent === undefined ? [] : [await module.createFirewallComponent(ctx)];
 }
 
 function toEvent(request: Extract<ControlRequest, { type: "vif" }>): VifEvent {

@@ -5,6 +5,7 @@
 
 import { InvalidInputError } from "../../shared/errors.js";
 import { vifNameSchema } from "../../shared/keys.js";
+import { isIPv4, isIPv6 } from "../../shared/net/ip.js";
 import { DEFAULT_CONTROL_SOCKET } from "../sources/control-socket.js";
 import { DEFAULT_STATE_DIR } from "../state.js";
 
@@ -13,6 +14,8 @@ export interface GlobalOptions {
   readonly controlSocket: string;
   readonly stateDir: string;
   readonly dryRun: boolean;
+  /** DNS servers for the firewall's `dsthost` rules (`--dns-server`, repeatable); the system's when empty */
+  readonly dnsServers: readonly string[];
 }
 
 /**
@@ -24,12 +27,19 @@ export interface GlobalOptions {
 export function normaliseGlobalOptions(raw: Record<string, unknown>): GlobalOptions {
   const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
   const controlSocket = text(raw["controlSocket"]);
+  const dnsServers = Array.isArray(raw["dnsServer"]) ? raw["dnsServer"].map(String) : [];
+  for (const server of dnsServers) {
+    if (!isIPv4(server) && !isIPv6(server)) {
+      throw new InvalidInputError(`Cannot use DNS server "${server}": not an IPv4 or IPv6 address`);
+    }
+  }
   return {
     qubesdbSocket: text(raw["qubesdbSocket"]),
     controlSocket: controlSocket ?? DEFAULT_CONTROL_SOCKET,
     stateDir:
       text(raw["stateDir"]) ?? (controlSocket === undefined ? DEFAULT_STATE_DIR : `${controlSocket}.state`),
     dryRun: raw["dryRun"] === true,
+    dnsServers,
   };
 }
 

@@ -22,6 +22,12 @@ const program = new Command("qubes-fakeip-agent")
     "where vif facts survive a restart (default: /run/qubes-fakeip, or PATH.state beside a given --control-socket)",
   )
   .option("--dry-run", "print the plan (ip and nft text) and touch nothing", false)
+  .option(
+    "--dns-server <address>",
+    "DNS server for firewall rules with dsthost (repeatable; default: the system's)",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
   .showHelpAfterError()
   .action(async (_options, command: Command) => {
     process.exitCode = await runDaemon(normaliseGlobalOptions(command.optsWithGlobals()), createLogger());

@@ -9,7 +9,8 @@ import type { Logger } from "../../shared/log.js";
 import { connectQubesDb } from "../../shared/qubesdb/index.js";
 import type { QubesDbClient } from "../../shared/qubesdb/types.js";
 import { notifyReady, notifyReloading } from "../../shared/sd-notify.js";
-import { createAgent, createAgentContext, loadOptionalComponents } from "../agent.js";
+import { type Agent, createAgent, createAgentContext } from "../agent.js";
+import { createFirewallComponent } from "../firewall/index.js";
 import { createNatComponent, type NatComponent } from "../nat/component.js";
 import { ANTISPOOF_KEY } from "../nat/names.js";
 import { createDryRunSystem, createKernelSystem, type NatSystem } from "../nat/system.js";
@@ -75,8 +76,14 @@ export async function runDaemon(globals: GlobalOptions, log: Logger): Promise<nu
     return failed ? 1 : 0;
   }
   const ctx = createAgentContext(parts.qubesdb, log);
-  const components = [parts.nat, ...(await loadOptionalComponents(ctx))];
-  const agent = createAgent({
+  // DNS answers that run out re-enter through the reconcile loop like any event.
+  let agent: Agent | undefined;
+  const firewall = createFirewallComponent(ctx, {
+    dnsServers: globals.dnsServers,
+    requestSync: (key) => agent?.reconciler.mark(firewall, key),
+  });
+  const components = [parts.nat, firewall];
+  agent = createAgent({
     qubesdb: parts.qubesdb,
     log,
     components,

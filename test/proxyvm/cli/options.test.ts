@@ -13,6 +13,7 @@ t.test(
           controlSocket: "/run/qubes-fakeip/agent.sock",
           stateDir: "/run/qubes-fakeip",
           dryRun: false,
+          dnsServers: [],
         },
       ],
       [
@@ -23,15 +24,31 @@ t.test(
           controlSocket: "/tmp/a.sock",
           stateDir: "/tmp/a.sock.state",
           dryRun: false,
+          dnsServers: [],
         },
       ],
       [
         "everything given",
-        { qubesdbSocket: "/q.sock", controlSocket: "/c.sock", stateDir: "/s", dryRun: true },
-        { qubesdbSocket: "/q.sock", controlSocket: "/c.sock", stateDir: "/s", dryRun: true },
+        {
+          qubesdbSocket: "/q.sock",
+          controlSocket: "/c.sock",
+          stateDir: "/s",
+          dryRun: true,
+          dnsServer: ["198.51.100.53", "2001:db8::53"],
+        },
+        {
+          qubesdbSocket: "/q.sock",
+          controlSocket: "/c.sock",
+          stateDir: "/s",
+          dryRun: true,
+          dnsServers: ["198.51.100.53", "2001:db8::53"],
+        },
       ],
     ];
     for (const [name, raw, expected] of cases) t.same(normaliseGlobalOptions(raw), expected, name);
+    t.throws(() => normaliseGlobalOptions({ dnsServer: ["dns.example"] }), {
+      message: 'Cannot use DNS server "dns.example": not an IPv4 or IPv6 address',
+    });
   },
 );
 
