@@ -10,14 +10,14 @@ export function paint(style: Style, code: keyof typeof CODES, text: string): str
   return style.color ? `\u001b[${CODES[code]}m${text}\u001b[0m` : text;
 }
 
-/** One line per probe: mark, name, then what was observed. */
+/** One line per probe (issue 7): mark, name, time, then what was observed. */
 export function formatProbe(
   style: Style,
   result: { name: string; ok: boolean; observed: string; ms?: number },
 ): string {
   const mark = result.ok ? paint(style, "green", "✓") : paint(style, "red", "✗");
   const took = result.ms === undefined ? "" : paint(style, "dim", ` (${(result.ms / 1000).toFixed(1)} s)`);
-  return `${mark} ${paint(style, "bold", result.name)}${took}\n    ${result.observed}`;
+  return `${mark} ${paint(style, "bold", result.name)}${took}: ${result.observed}`;
 }
 
 export function formatSummary(style: Style, results: ReadonlyArray<{ ok: boolean }>): string {
