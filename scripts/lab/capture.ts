@@ -43,23 +43,31 @@ export async function startCapture(
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new SystemError(`Cannot capture on ${iface} in ${ns}: tcpdump did not start: ${stderr}`)),
-      5000,
-    );
-    child.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes("listening on")) {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(new SystemError(`Cannot capture on ${iface} in ${ns}: tcpdump did not start: ${stderr}`)),
+        5000,
+      );
+      child.stderr?.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes("listening on")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on("exit", () => {
         clearTimeout(timer);
-        resolve();
-      }
+        reject(new SystemError(`Cannot capture on ${iface} in ${ns}: ${stderr.trim()}`));
+      });
     });
-    child.on("exit", () => {
-      clearTimeout(timer);
-      reject(new SystemError(`Cannot capture on ${iface} in ${ns}: ${stderr.trim()}`));
-    });
-  });
+  } catch (error) {
+    // Leave nothing behind: neither a tcpdump still starting nor its directory.
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     async stop(): Promise<Buffer[]> {
       const exited = new Promise((resolve) => child.once("exit", resolve));
