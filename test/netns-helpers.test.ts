@@ -1,5 +1,12 @@
 import t from "tap";
-import { createNetns, createVethPair, inNetns, ipJson, netnsSkipReason, uniqueName } from "./helpers/netns.js";
+import {
+  createNetns,
+  createVethPair,
+  inNetns,
+  ipJson,
+  netnsSkipReason,
+  uniqueName,
+} from "./helpers/netns.js";
 
 t.test(
   "two namespaces joined by a veth pair exchange pings and are removed afterwards",
