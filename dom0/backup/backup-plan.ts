@@ -3,8 +3,9 @@
  * into a backup (and the reduced qubes.xml that describes them), and which
  * names restored VMs get. No I/O.
  */
-import { DOMParser, type Element, XMLSerializer } from "@xmldom/xmldom";
+import { type Element, XMLSerializer } from "@xmldom/xmldom";
 import { InvalidInputError, NotFoundError } from "../../shared/errors.js";
+import { childElements, firstChild, parseQubesXml } from "../store/qubes-xml.js";
 
 export interface BackupDomain {
   readonly name: string;
@@ -15,34 +16,18 @@ export interface BackupDomain {
   readonly xml: string;
 }
 
-const ELEMENT = 1;
-
-function children(parent: Element, tag: string): Element[] {
-  const out: Element[] = [];
-  for (let n = parent.firstChild; n !== null; n = n.nextSibling) {
-    if (n.nodeType === ELEMENT && (n as Element).tagName === tag) out.push(n as Element);
-  }
-  return out;
-}
-
+/** The document and its `<domains>`; the store's parser does the XML checks. */
 function parse(text: string, source: string) {
-  let doc: ReturnType<DOMParser["parseFromString"]>;
-  try {
-    doc = new DOMParser({
-      onError: (level, message) => {
-        if (level !== "warning") throw new Error(message);
-      },
-    }).parseFromString(text, "text/xml");
-  } catch (error) {
-    throw new InvalidInputError(`Cannot parse "${source}": not well-formed XML`, { cause: error });
-  }
+  const doc = parseQubesXml(text, source);
   const root = doc.documentElement;
-  const domains = root?.tagName === "qubes" ? children(root, "domains")[0] : undefined;
-  if (root === null || domains === undefined) {
+  const domains = root === null ? undefined : firstChild(root, "domains");
+  if (domains === undefined) {
     throw new InvalidInputError(`Cannot parse "${source}": not a qubes.xml (no <qubes><domains>)`);
   }
   return { doc, domains };
 }
+
+const children = (parent: Element, tag: string): Element[] => childElements(parent, tag);
 
 function property(domain: Element, name: string): Element | undefined {
   const props = children(domain, "properties")[0];
