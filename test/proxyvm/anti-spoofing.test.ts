@@ -52,10 +52,10 @@ t.test("traffic from the uplink claiming a connected VM's native address is drop
   });
   await waitFor(() => heard.includes("ready"));
   await execa("ip", ["-n", topo.upstream, "addr", "add", `${N}/32`, "dev", "lo"]);
-  const send = () =>
+  const send = (source = N) =>
     inNetns(topo.upstream, process.execPath, [
       "-e",
-      `const s=require("node:dgram").createSocket("udp4");s.bind(0,"${N}",()=>s.send("x",9999,"198.51.100.1",()=>s.close()));`,
+      `const s=require("node:dgram").createSocket("udp4");s.bind(0,"${source}",()=>s.send("x",9999,"198.51.100.1",()=>s.close()));`,
     ]);
   const vm = await topo.addVm({ native: "10.137.0.46" });
   await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.46"]);
@@ -68,4 +68,19 @@ t.test("traffic from the uplink claiming a connected VM's native address is drop
   await new Promise((r) => setTimeout(r, 500));
   t.notMatch(heard, N, "a connected VM's native address from the uplink is dropped");
   t.equal(await askUpstream(vm.ns), "10.137.0.46", "the connected VM itself still works");
+
+  // dom0 continues a list longer than one value in /connected-ips/1, /2, ...
+  const N2 = "10.137.0.47";
+  await execa("ip", ["-n", topo.upstream, "addr", "add", `${N2}/32`, "dev", "lo"]);
+  heard = "";
+  await send(N2);
+  t.ok(await waitFor(() => heard.includes(N2), 2000), "control: not listed yet, the packet arrives");
+  heard = "";
+  await topo.write("/connected-ips/1", N2);
+  await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.46"]);
+  await send(N2);
+  await send(N);
+  await new Promise((r) => setTimeout(r, 500));
+  t.notMatch(heard, N2, "an address listed only in /connected-ips/1 is protected too");
+  t.notMatch(heard, N, "the first part still applies");
 });
