@@ -16,7 +16,7 @@ import type { FirewallRule } from "../../shared/firewall/index.js";
 import { findUnresolvedDrop, planRuns } from "./atoms.js";
 import { chainSuffix, FAMILIES, type Family, type FamilySyntax } from "./family.js";
 import { hashGeneration } from "./generation.js";
-import { planLookups, renderRuns } from "./lookups.js";
+import { type NamedSets, planLookups, renderRuns } from "./lookups.js";
 
 /** Interfaces VMs are connected through (Xen's vifDOMID.IDX; the NAT namespace's veth keeps the name). */
 export const DEFAULT_CLIENT_INTERFACES = "vif*";
@@ -44,6 +44,8 @@ export interface CompiledVm {
   readonly blocked: string | undefined;
   /** the VM's chain blocks, to be placed inside `table ... { }` */
   readonly chains: string;
+  /** the named sets its chains look up, by name → declaration (shared by VMs: names are content hashes) */
+  readonly sets: ReadonlyMap<string, string>;
 }
 
 export interface CompileOptions {
@@ -77,12 +79,13 @@ export function compileVm(family: Family, input: VmInput): CompiledVm {
   const runs =
     blocked !== undefined || "blocked" in input ? [] : planRuns(input.rules, syntax, input.resolved);
   const lookups = planLookups(runs, family);
+  const sets: NamedSets = new Map();
   const body = [
     chainBlock(names.vm, [
-      ...renderRuns(lookups, syntax, "original", { accept, drop: syntax.reject }),
+      ...renderRuns(lookups, syntax, "original", { accept, drop: syntax.reject }, sets),
       syntax.reject,
     ]),
-    chainBlock(names.rpl, [...renderRuns(lookups, syntax, "reply", { accept, drop: "drop" }), "drop"]),
+    chainBlock(names.rpl, [...renderRuns(lookups, syntax, "reply", { accept, drop: "drop" }, sets), "drop"]),
   ].join("\n");
   const generation =
     blocked === undefined ? hashGeneration(`${family} ${input.address}\n${body}`) : undefined;
@@ -92,7 +95,7 @@ export function compileVm(family: Family, input: VmInput): CompiledVm {
     `goto ${names.rpl}`,
   ]);
   const chains = `${body.replaceAll(GENERATION_PLACEHOLDER, formatGeneration(generation ?? 0))}\n${est}`;
-  return { address: input.address, generation, blocked, chains };
+  return { address: input.address, generation, blocked, chains, sets };
 }
 
 export function formatGeneration(generation: number): string {
@@ -117,10 +120,13 @@ export function compileFullScript(
   const syntax = FAMILIES[family];
   const compiled = [...vms].sort(byAddress).map((vm) => compileVm(family, vm));
   const pattern = options.clientInterfaces ?? DEFAULT_CLIENT_INTERFACES;
+  const sets = new Map(compiled.flatMap((vm) => [...vm.sets]));
   const script = [
     `table ${syntax.table} {}`,
     `delete table ${syntax.table}`,
     `table ${syntax.table} {`,
+    // sets first: a rule can only look up a set that exists
+    ...[...sets.keys()].sort().map((name) => sets.get(name)),
     ...compiled.map((vm) => vm.chains),
     mapBlock(
       "vms",
@@ -149,7 +155,11 @@ export function compileFullScript(
   return { script, vms: compiled };
 }
 
-/** Replaces one VM's chains and map entries in one transaction (the table must exist). */
+/**
+ * Replaces one VM's chains and map entries in one transaction (the table must
+ * exist). Its named sets are added (a no-op for one that exists: the name is
+ * its content); a set no VM uses any more stays until the next full reload.
+ */
 export function compileVmScript(family: Family, vm: VmInput): { script: string; vm: CompiledVm } {
   const syntax = FAMILIES[family];
   const compiled = compileVm(family, vm);
@@ -160,6 +170,7 @@ export function compileVmScript(family: Family, vm: VmInput): { script: string; 
     ...chains.map((c) => `add chain ${t} ${c}`),
     ...chains.map((c) => `flush chain ${t} ${c}`),
     `table ${t} {`,
+    ...[...compiled.sets.values()],
     compiled.chains,
     "}",
     `add element ${t} vms { ${vm.address} : goto ${names.vm} }`,

@@ -5,6 +5,7 @@
  * (`rpl-` chain: the reply's source, i.e. the flow's original destination).
  * Pure.
  */
+import { createHash } from "node:crypto";
 import { type Atom, type planRuns, SHAPES, type Shape } from "./atoms.js";
 import type { Family, FamilySyntax } from "./family.js";
 import { groupAtoms } from "./groups.js";
@@ -26,6 +27,48 @@ function keyExpression(shape: Shape, syntax: FamilySyntax, direction: Direction)
     case "dns":
       return `${syntax.ctOrigDaddr} . meta l4proto . ${port}`;
   }
+}
+
+/** The set type of a shape's key (the same in both directions: only the key expression differs). */
+function keyType(shape: Shape, syntax: FamilySyntax): string {
+  const icmp = syntax.icmpProto === "icmp" ? "icmp_type" : "icmpv6_type";
+  switch (shape) {
+    case "a":
+      return syntax.addrType;
+    case "ap":
+      return `${syntax.addrType} . inet_proto`;
+    case "app":
+    case "dns":
+      return `${syntax.addrType} . inet_proto . inet_service`;
+    case "at":
+      return `${syntax.addrType} . ${icmp}`;
+  }
+}
+
+/**
+ * Named sets of a compiled table, by name → declaration. Why named and not
+ * anonymous (`{ ... }` in the rule): the kernel binds every anonymous set by
+ * walking the whole transaction so far, which makes a full reload quadratic
+ * in its size (most of its kernel time at 200 VMs × 50 rules); a named set is
+ * bound without that walk. The name is a hash of the content, so equal sets
+ * (the DNS servers of every VM, the same networks in both directions) are
+ * one kernel object, and a set never changes under a name.
+ */
+export type NamedSets = Map<string, string>;
+
+/** 64 bits of the declaration's hash: two different sets of one table never share a name in practice. */
+function setName(body: string): string {
+  return `s-${createHash("sha256").update(body).digest("hex").slice(0, 16)}`;
+}
+
+function namedSet(shape: Shape, syntax: FamilySyntax, elements: readonly string[], sets: NamedSets): string {
+  const interval = elements.some((e) => e.includes("/") || e.includes("-"));
+  // networks of one address-only lookup may overlap (same action: their union is what counts)
+  const flags = !interval ? "" : shape === "a" ? " flags interval; auto-merge;" : " flags interval;";
+  const body = `type ${keyType(shape, syntax)};${flags} elements = { ${elements.join(", ")} }`;
+  const name = setName(body);
+  sets.set(name, `\tset ${name} { ${body} }`);
+  return `@${name}`;
 }
 
 function formatNet(net: string): string {
@@ -99,8 +142,8 @@ export function planLookups(runs: ReturnType<typeof planRuns>, family: Family): 
 
 /**
  * A run of several lookups whose atoms all name a destination is entered only
- * when the packet's address is in their union (one interval lookup; nft
- * merges overlapping networks): a packet the run cannot match, however long
+ * when the packet's address is in their union (one interval lookup in a
+ * named set; nft merges overlapping networks): a packet the run cannot match, however long
  * the run, costs one lookup instead of one per shape. The run's lookups sit
  * in an anonymous chain bound to that rule (`jump { ... }`), which goes away
  * with the rule, so nothing needs a name or a cleanup.
@@ -109,6 +152,7 @@ function prefilter(
   lookups: readonly Lookup[],
   syntax: FamilySyntax,
   direction: Direction,
+  sets: NamedSets,
 ): string | undefined {
   if (lookups.length < 2) return undefined;
   const nets = new Set<string>();
@@ -119,7 +163,11 @@ function prefilter(
       nets.add(formatNet(atom.net));
     }
   }
-  return `${direction === "original" ? syntax.daddr : syntax.saddr} { ${[...nets].join(", ")} } jump {`;
+  // overlapping networks are fine: auto-merge keeps their union
+  const body = `type ${syntax.addrType}; flags interval; auto-merge; elements = { ${[...nets].join(", ")} }`;
+  const name = setName(body);
+  sets.set(name, `\tset ${name} { ${body} }`);
+  return `${direction === "original" ? syntax.daddr : syntax.saddr} @${name} jump {`;
 }
 
 export function renderRuns(
@@ -127,10 +175,11 @@ export function renderRuns(
   syntax: FamilySyntax,
   direction: Direction,
   verdicts: { accept: string; drop: string },
+  sets: NamedSets,
 ): string[] {
   return runs.flatMap((lookups) => {
-    const lines = renderLookups(lookups, syntax, direction, verdicts);
-    const entry = lines.length < 2 ? undefined : prefilter(lookups, syntax, direction);
+    const lines = renderLookups(lookups, syntax, direction, verdicts, sets);
+    const entry = lines.length < 2 ? undefined : prefilter(lookups, syntax, direction, sets);
     return entry === undefined ? lines : [entry, ...lines.map((line) => `\t${line}`), "}"];
   });
 }
@@ -140,6 +189,7 @@ function renderLookups(
   syntax: FamilySyntax,
   direction: Direction,
   verdicts: { accept: string; drop: string },
+  sets: NamedSets,
 ): string[] {
   const lines: string[] = [];
   for (const lookup of lookups) {
@@ -157,7 +207,7 @@ function renderLookups(
     const match =
       elements.length === 1
         ? singleMatch(only, syntax, direction)
-        : `${keyExpression(lookup.shape, syntax, direction)} { ${elements.join(", ")} }`;
+        : `${keyExpression(lookup.shape, syntax, direction)} ${namedSet(lookup.shape, syntax, elements, sets)}`;
     lines.push(`${match}${match === "" ? "" : " "}${verdicts[lookup.action]}`);
   }
   return lines;

@@ -66,9 +66,17 @@ t.test("the output does not depend on the order of the VMs", async (t) => {
   t.equal(compileFullScript(4, [a, b]).script, compileFullScript(4, [b, a]).script);
 });
 
-/** The rule lines of one of a VM's chains, generation stamps removed. */
+/** A VM's chains with each named set written in place as its elements (`@s-… ` → `{ … } `). */
+function inlineSets(compiled: { chains: string; sets: ReadonlyMap<string, string> }): string {
+  return compiled.chains.replace(/@(s-[0-9a-f]{16})/g, (_, name: string) => {
+    const declaration = compiled.sets.get(name) ?? "";
+    return declaration.slice(declaration.indexOf("elements = ") + "elements = ".length, -2);
+  });
+}
+
+/** The rule lines of one of a VM's chains, generation stamps removed, sets written in place. */
 function chainLines(input: VmInput, prefix: "vm" | "rpl"): string[] {
-  const text = compileVm(4, input).chains;
+  const text = inlineSets(compileVm(4, input));
   const start = text.indexOf(`\tchain ${prefix}-`);
   const body = text.slice(text.indexOf("{\n", start) + 2, text.indexOf("\n\t}", start));
   return body.split("\n").map((l) => l.trim().replace(/ct mark set 0x[0-9a-f]{8} /, ""));
@@ -189,6 +197,28 @@ t.test("an ICMP type conntrack does not track has no reply-direction element", a
     4,
     vm("10.137.0.12", ["action=accept proto=icmp icmptype=3", "action=accept proto=icmp icmptype=8"]),
   );
-  t.match(compiled.chains, /ip daddr \. icmp type \{ 0\.0\.0\.0\/0 \. 3, 0\.0\.0\.0\/0 \. 8 \}/);
+  t.match(inlineSets(compiled), /ip daddr \. icmp type \{ 0\.0\.0\.0\/0 \. 3, 0\.0\.0\.0\/0 \. 8 \}/);
   t.match(compiled.chains, /\t\ticmp type 0 ct mark set/, "only echo (8) has a reply type (0)");
+});
+
+t.test("lookups are named sets, one per content, shared by both directions and by VMs", async (t) => {
+  const rules = [
+    "action=accept dst4=192.0.2.0/24 proto=tcp dstports=80-90",
+    "action=accept proto=tcp dstports=443-443",
+  ];
+  const a = compileVm(4, vm("10.137.0.2", rules));
+  const b = compileVm(4, vm("10.137.0.3", rules));
+  t.same(
+    [...a.sets.values()],
+    [
+      "\tset s-3cac740b82139b28 { type ipv4_addr . inet_proto . inet_service; flags interval; elements = { 192.0.2.0/24 . tcp . 80-90, 0.0.0.0/0 . tcp . 443 } }",
+    ],
+  );
+  t.match(a.chains, /ip daddr \. meta l4proto \. th dport @s-3cac740b82139b28 ct mark set/);
+  t.match(a.chains, /ip saddr \. meta l4proto \. th sport @s-3cac740b82139b28 ct mark set/);
+  t.same([...b.sets.keys()], [...a.sets.keys()]);
+  const full = compileFullScript(4, [vm("10.137.0.2", rules), vm("10.137.0.3", rules)]).script;
+  t.equal(full.split("\tset s-3cac740b82139b28 ").length - 1, 1, "declared once in the table");
+  // no anonymous set in any rule: each would cost the kernel a walk of the whole transaction
+  t.notMatch(full, /(daddr|saddr|dport|sport|type) \{/);
 });
