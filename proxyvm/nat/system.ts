@@ -7,7 +7,7 @@
  */
 import type { LinkInfo, NetlinkAdapter } from "../system/netlink.js";
 import { listNetns, netnsExists, runIpBatch, writeSysctl } from "../system/netns.js";
-import { applyNftScript, listNftJson } from "../system/nft.js";
+import { applyNftScript, listNftJson, type NftSession, openNftSession } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
 import { ANTISPOOF_TABLE } from "./names.js";
@@ -72,13 +72,21 @@ const nextSeq = () => {
 
 /** The real kernel, through the given netlink adapter. */
 export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
+  // The ProxyVM's own transactions (the allow-list, one per vif change) go
+  // through one long-lived `nft -i`: no exec and no netlink socket setup per
+  // change. The NAT namespaces' tables keep `nft -f` (one script each, once).
+  let session: NftSession | undefined;
+  const nftHere = (script: string) => {
+    if (session === undefined || session.ended) session = openNftSession();
+    return session.apply(script);
+  };
   return {
     getLink: (name) => netlink.getLink(name),
     listLinks: () => netlink.listLinks(),
     netnsExists,
     listNetns,
     ipBatch: runIpBatch,
-    nft: (script, netns) => applyNftScript(script, netns === undefined ? {} : { netns }),
+    nft: (script, netns) => (netns === undefined ? nftHere(script) : applyNftScript(script, { netns })),
     sysctl: writeSysctl,
     setLinkUp: (link) => (link.up ? Promise.resolve() : netlink.setLinkUp(link.index)),
     replaceAddress: (link, address, prefix) => netlink.replaceAddress(link.index, address, prefix),

@@ -52,6 +52,8 @@ export async function listNftJson(args: string[], options: NftOptions = {}): Pro
 export interface NftSession {
   /** Applies a script as one transaction; rejects with nft's message. Rejects too when the session died. */
   apply(script: string): Promise<void>;
+  /** `true` once the session died or was closed (a new one must be opened) */
+  readonly ended: boolean;
   close(): void;
 }
 
@@ -64,6 +66,16 @@ export function openNftSession(options: NftOptions = {}): NftSession {
       ? ["sh", ["-c", "exec nft -i 2>&1"]]
       : ["nsenter", [`--net=/run/netns/${options.netns}`, "sh", "-c", "exec nft -i 2>&1"]];
   const child = spawn(file, args, { stdio: ["pipe", "pipe", "ignore"] });
+  // Idle, the session holds no reference on the event loop: a one-shot command
+  // exits when its work is done instead of waiting for a close() it never makes.
+  let inFlight = 0;
+  const hold = (on: boolean) => {
+    for (const handle of [child, child.stdin, child.stdout] as { ref(): void; unref(): void }[]) {
+      if (on) handle.ref();
+      else handle.unref();
+    }
+  };
+  hold(false);
   let output = "";
   let waiter: ((text: string | undefined) => void) | undefined;
   let dead = false;
@@ -103,9 +115,16 @@ export function openNftSession(options: NftOptions = {}): NftSession {
     });
   return {
     apply(script) {
+      if (inFlight++ === 0) hold(true);
       const next = queue.then(() => run(script));
       queue = next.catch(() => undefined);
+      void queue.then(() => {
+        if (--inFlight === 0) hold(false);
+      });
       return next;
+    },
+    get ended() {
+      return dead;
     },
     close() {
       dead = true;
