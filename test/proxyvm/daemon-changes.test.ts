@@ -5,23 +5,20 @@
 import { existsSync } from "node:fs";
 import { execa } from "execa";
 import t from "tap";
-import { ipJson, netnsSkipReason, waitFor } from "../helpers/netns.js";
-import { addFakeVm, askUpstream, createTopology, GATEWAY, type Topology, UPSTREAM } from "./topology.js";
+import { netnsSkipReason, waitFor } from "../helpers/netns.js";
+import {
+  addFakeVm,
+  askUpstream,
+  createTopology,
+  GATEWAY,
+  linkIndex,
+  agentStatus as status,
+  UPSTREAM,
+} from "./topology.js";
 
 const V = "10.200.0.10";
 const G = "10.200.0.1";
 const skip = netnsSkipReason();
-
-async function linkIndex(ns: string, dev: string): Promise<number | undefined> {
-  const links = (await ipJson(ns, ["link", "show", "dev", dev])) as { ifindex: number }[];
-  return links[0]?.ifindex;
-}
-
-async function status(
-  topo: Topology,
-): Promise<{ running: boolean; vifs: Record<string, Record<string, unknown>> }> {
-  return JSON.parse((await topo.agent(["status", "--json"])).stdout);
-}
 
 t.test("a live change of visible-ip re-plumbs only that VM", { skip }, async (t) => {
   const topo = await createTopology(t);

@@ -236,3 +236,16 @@ export async function pings(ns: string, address: string, extra: string[] = []): 
   const result = await inNetns(ns, "ping", ["-c", "1", "-W", "0.6", ...extra, address], { reject: false });
   return result.exitCode === 0;
 }
+
+/** The interface index of `dev` in `ns`, or undefined when it does not exist (re-creation shows as a new index). */
+export async function linkIndex(ns: string, dev: string): Promise<number | undefined> {
+  const links = (await ipJson(ns, ["link", "show", "dev", dev])) as { ifindex: number }[];
+  return links[0]?.ifindex;
+}
+
+/** `qubes-fakeip-agent status --json` of the topology's agent, parsed. */
+export async function agentStatus(
+  topo: Topology,
+): Promise<{ running: boolean; vifs: Record<string, Record<string, unknown>> }> {
+  return JSON.parse((await topo.agent(["status", "--json"])).stdout);
+}
