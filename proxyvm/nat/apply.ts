@@ -69,9 +69,9 @@ export async function applyVif(
   const wanted = pairs(vif, desired.native);
   const stale = pairs(vif, previous).filter((pair) => !wanted.some((w) => same(w, pair)));
   const observed = await observeStructure(sys, vif);
-  const structure = planStructure(desired, observed, sys.pid);
+  const structure = planStructure(desired, observed);
   // 1. before anything moves, stale allow-list entries go (and all of them when re-plumbing)
-  const replumb = structure.before.length + structure.inside.length > 0;
+  const replumb = structure.ops.some((op) => op.op !== "netns-del");
   const removeFirst = replumb ? pairs(vif, previous) : stale;
   if (removeFirst.length > 0) await allow.change([], removeFirst, { remove: [vif] });
   if (structure.gone) {
@@ -87,28 +87,26 @@ export async function applyVif(
   //    never another VM's. Any failure below removes the entry again.
   const ndp =
     desired.native.ip6 !== undefined && desired.kind === "plain" ? { add: [vif] } : { remove: [vif] };
-  const plan = planVif(desired);
+  const plan = planVif(desired, { freshNamespace: structure.ops.some((op) => op.op === "netns-add") });
   const allowing = allow.change(wanted, [], ndp);
   // `allowing` is awaited below; this only keeps a rejection from being reported as unhandled meanwhile
   allowing.catch(() => undefined);
   const steps: Promise<unknown>[] = [allowing];
   try {
-    await sys.ipBatch(structure.before);
-    if (structure.inside.length > 0) await sys.ipBatch(structure.inside, natNetnsName(vif));
-    await sys.ipBatch(structure.after);
+    await sys.structure(structure.ops);
   } catch (error) {
     await allowing.catch(() => undefined);
     await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
     throw error;
   }
-  // 3. then the namespace's addresses and its NAT table, side by side (each
-  //    process and nft commit costs ~10-20 ms, so running them at once is most
-  //    of the per-vif cost saved). Opening the gate before the namespace is
-  //    complete is still fail-closed: the namespace forwards nothing it has no
-  //    route for until its table rewrites V to N.
+  // 3. then the namespace's addresses and its NAT table, side by side (the
+  //    netlink requests and the nft transaction do not wait for each other).
+  //    Opening the gate before the namespace is complete is still
+  //    fail-closed: the namespace forwards nothing it has no route for until
+  //    its table rewrites V to N.
   if (plan.namespace !== undefined) {
     const ns = plan.namespace;
-    steps.push(sys.ipBatch(ns.inside, ns.name), sys.nft(ns.nft, ns.name));
+    steps.push(sys.inside(ns.name, ns.inside), sys.nft(ns.nft, ns.name));
   }
   const results = await Promise.allSettled(steps);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -218,6 +216,6 @@ export async function removeVif(
   } else {
     allow.deferRemove(pairs(vif, previous), [vif]);
   }
-  await step(() => sys.ipBatch(planTeardown(vif, observed)));
+  await step(() => sys.structure(planTeardown(vif, observed)));
   if (failures.length > 0) throw new SystemError(`Cannot remove "${vif}" completely: ${failures.join("; ")}`);
 }

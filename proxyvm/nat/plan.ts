@@ -4,12 +4,15 @@
  *
  * - `proxyvm`: link/address/route/neighbour/sysctl operations in the agent's
  *   own namespace (the ProxyVM), done over netlink and /proc/sys;
- * - `structure`: `ip -batch` lines that create the NAT namespace, move Xen's
- *   vif into it and create the veth pair (see `planStructure`);
- * - `inside`: `ip -batch` lines run in the NAT namespace (one process: a
- *   netlink socket cannot be opened in another namespace from Node, which has
- *   no setns(2));
- * - `nft`: the stateless NAT table of the namespace, one `nft -f` transaction.
+ * - `structure`: the NAT namespace, the move of Xen's vif into it and the veth
+ *   pair (see `planStructure`);
+ * - `inside`: link/address/route/neighbour operations in the NAT namespace;
+ * - `nft`: the stateless NAT table of the namespace, one transaction.
+ *
+ * Operations are data; the kernel system performs them in-process (netlink
+ * sockets opened inside the namespace, libnftables; see system.ts), the
+ * dry-run system prints each as the `ip` command that does the same
+ * (`renderStructOp`, `renderInsideOp`).
  */
 
 import { parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
@@ -29,11 +32,53 @@ export type ProxyOp =
     }
   | { readonly op: "neigh"; readonly dev: string; readonly address: string; readonly mac: string };
 
+/** An operation inside a NAT namespace, on one of its two links. */
+export type InsideOp =
+  /** no IPv6 link-local address: the namespace itself must never speak on the VM's link */
+  | { readonly op: "addrgenmode-none"; readonly dev: string }
+  | { readonly op: "flush-addrs"; readonly dev: string }
+  | { readonly op: "flush-routes"; readonly dev: string }
+  /** permanent neighbours only (the ones this planner adds) */
+  | { readonly op: "flush-neighs"; readonly dev: string }
+  | { readonly op: "addr"; readonly dev: string; readonly address: string; readonly prefix: number }
+  | { readonly op: "link-up"; readonly dev: string }
+  | { readonly op: "route"; readonly dev: string; readonly dst: string; readonly prefix: number }
+  | { readonly op: "neigh"; readonly dev: string; readonly address: string; readonly mac: string };
+
+/** A structural operation: namespaces and links moving between the ProxyVM and a NAT namespace. */
+export type StructOp =
+  | { readonly op: "netns-add"; readonly netns: string }
+  | { readonly op: "netns-del"; readonly netns: string }
+  /** Xen's vif from the ProxyVM into the NAT namespace */
+  | { readonly op: "move-in"; readonly dev: string; readonly netns: string }
+  /** Xen's vif from the NAT namespace back to the ProxyVM */
+  | { readonly op: "move-out"; readonly dev: string; readonly netns: string }
+  /** veth pair: `dev` (MAC `mac`) inside `netns`, its peer `peer` (MAC `peerMac`) in the ProxyVM */
+  | {
+      readonly op: "veth";
+      readonly dev: string;
+      readonly mac: string;
+      readonly netns: string;
+      readonly peer: string;
+      readonly peerMac: string;
+    }
+  | { readonly op: "alias"; readonly dev: string; readonly alias: string }
+  | { readonly op: "link-del"; readonly dev: string };
+
 export interface NatPlan {
   readonly vif: string;
   readonly proxyvm: readonly ProxyOp[];
   /** present for fake-IP vifs only */
-  readonly namespace?: { readonly name: string; readonly inside: readonly string[]; readonly nft: string };
+  readonly namespace?: { readonly name: string; readonly inside: readonly InsideOp[]; readonly nft: string };
+}
+
+export interface PlanOptions {
+  /**
+   * The namespace was created by this same change, so it holds no NAT table:
+   * the table is only created. Replacing one (delete + define) makes the
+   * kernel wait out an RCU grace period for the removed hooks, 10-30 ms.
+   */
+  readonly freshNamespace?: boolean;
 }
 
 /** ICMP error types that embed the offending packet's header (RFC 792); ICMPv6 likewise (RFC 4443). */
@@ -41,13 +86,17 @@ const ICMP_ERRORS = "destination-unreachable, source-quench, redirect, time-exce
 const ICMPV6_ERRORS = "destination-unreachable, packet-too-big, time-exceeded, parameter-problem";
 
 /** The complete plan of one forwarded vif. */
-export function planVif(desired: PlainVif | FakeVif): NatPlan {
+export function planVif(desired: PlainVif | FakeVif, options: PlanOptions = {}): NatPlan {
   const proxyvm = planProxySide(desired);
   if (desired.kind === "plain") return { vif: desired.vif, proxyvm };
   return {
     vif: desired.vif,
     proxyvm,
-    namespace: { name: natNetnsName(desired.vif), inside: planInside(desired), nft: planNatNft(desired) },
+    namespace: {
+      name: natNetnsName(desired.vif),
+      inside: planInside(desired),
+      nft: planNatNft(desired, options),
+    },
   };
 }
 
@@ -100,34 +149,58 @@ export function planProxySide(d: PlainVif | FakeVif): ProxyOp[] {
  *      kernel answers its ARP without asking back and passes reverse-path checks;
  *   4. links up last.
  */
-export function planInside(d: FakeVif): string[] {
+export function planInside(d: FakeVif): InsideOp[] {
   const vif = d.vif;
   const peer = peerLinkName(vif);
-  const lines = [
-    `link set dev ${vif} addrgenmode none`,
-    `link set dev ${peer} addrgenmode none`,
-    `addr flush dev ${vif}`,
-    `addr flush dev ${peer}`,
-    `route flush dev ${vif}`,
-    `neigh flush dev ${vif} nud permanent`,
-    `addr add ${d.visible.gateway}/32 dev ${vif}`,
-    `addr add ${d.native.ip}/32 dev ${peer}`,
+  const ops: InsideOp[] = [
+    { op: "addrgenmode-none", dev: vif },
+    { op: "addrgenmode-none", dev: peer },
+    { op: "flush-addrs", dev: vif },
+    { op: "flush-addrs", dev: peer },
+    { op: "flush-routes", dev: vif },
+    { op: "flush-neighs", dev: vif },
+    { op: "addr", dev: vif, address: d.visible.gateway, prefix: 32 },
+    { op: "addr", dev: peer, address: d.native.ip, prefix: 32 },
   ];
   const v6 = d.visible.ip6 !== undefined && d.visible.gateway6 !== undefined;
-  if (v6) lines.push(`addr add ${d.visible.gateway6}/128 dev ${vif} nodad`);
-  lines.push(
-    `link set dev ${vif} up`,
-    `link set dev ${peer} up`,
-    `route replace ${d.visible.ip}/32 dev ${vif}`,
-    `neigh replace ${d.visible.ip} lladdr ${d.mac} dev ${vif} nud permanent`,
+  if (v6 && d.visible.gateway6 !== undefined) {
+    ops.push({ op: "addr", dev: vif, address: d.visible.gateway6, prefix: 128 });
+  }
+  ops.push(
+    { op: "link-up", dev: vif },
+    { op: "link-up", dev: peer },
+    { op: "route", dev: vif, dst: d.visible.ip, prefix: 32 },
+    { op: "neigh", dev: vif, address: d.visible.ip, mac: d.mac },
   );
-  if (v6) {
-    lines.push(
-      `route replace ${d.visible.ip6}/128 dev ${vif}`,
-      `neigh replace ${d.visible.ip6} lladdr ${d.mac} dev ${vif} nud permanent`,
+  if (v6 && d.visible.ip6 !== undefined) {
+    ops.push(
+      { op: "route", dev: vif, dst: d.visible.ip6, prefix: 128 },
+      { op: "neigh", dev: vif, address: d.visible.ip6, mac: d.mac },
     );
   }
-  return lines;
+  return ops;
+}
+
+/** The `ip` command (run in the namespace, `ip -n NS ...`) doing what one inside operation does. */
+export function renderInsideOp(op: InsideOp): string {
+  switch (op.op) {
+    case "addrgenmode-none":
+      return `link set dev ${op.dev} addrgenmode none`;
+    case "flush-addrs":
+      return `addr flush dev ${op.dev}`;
+    case "flush-routes":
+      return `route flush dev ${op.dev}`;
+    case "flush-neighs":
+      return `neigh flush dev ${op.dev} nud permanent`;
+    case "addr":
+      return `addr add ${op.address}/${op.prefix} dev ${op.dev}${op.address.includes(":") ? " nodad" : ""}`;
+    case "link-up":
+      return `link set dev ${op.dev} up`;
+    case "route":
+      return `route replace ${op.dst}/${op.prefix} dev ${op.dev}`;
+    case "neigh":
+      return `neigh replace ${op.address} lladdr ${op.mac} dev ${op.dev} nud permanent`;
+  }
 }
 
 function hex4(ip: string): string {
@@ -151,7 +224,7 @@ function hex6(ip: string): string {
  * (icmp-inner.ts); this table drops any error that still embeds N, so a
  * missing rewrite loses errors and never leaks N (docs/agent.md).
  */
-export function planNatNft(d: FakeVif): string {
+export function planNatNft(d: FakeVif, options: PlanOptions = {}): string {
   const vif = d.vif;
   const peer = peerLinkName(vif);
   const v = d.visible;
@@ -203,9 +276,10 @@ export function planNatNft(d: FakeVif): string {
       ...rules.map((rule) => `\t\t${rule}`),
       "\t}",
     ].join("\n");
+  const replace =
+    options.freshNamespace === true ? [] : [`table netdev ${NAT_TABLE}`, `delete table netdev ${NAT_TABLE}`];
   return [
-    `table netdev ${NAT_TABLE}`,
-    `delete table netdev ${NAT_TABLE}`,
+    ...replace,
     `table netdev ${NAT_TABLE} {`,
     chain("from-vm", vif, fromVm),
     chain("from-proxyvm", peer, fromProxy),
@@ -222,61 +296,74 @@ export interface ObservedStructure {
 }
 
 export interface StructurePlan {
-  /** `ip -batch` lines in the ProxyVM, run first */
-  readonly before: readonly string[];
-  /** `ip -batch` lines in the NAT namespace (moving Xen's vif back out) */
-  readonly inside: readonly string[];
-  /** `ip -batch` lines in the ProxyVM, run last */
-  readonly after: readonly string[];
+  /** in order; each names the namespace it acts in */
+  readonly ops: readonly StructOp[];
   /** `true` when Xen's vif exists nowhere: the VM is gone and the vif must be cleaned up */
   readonly gone: boolean;
 }
 
-const NOTHING: StructurePlan = { before: [], inside: [], after: [], gone: false };
+const NOTHING: StructurePlan = { ops: [], gone: false };
 
 /**
  * Structural steps (namespaces, moves, veth pairs) from the observed shape to
  * the desired kind. Ordered by the kernel's name rules: a name is free in the
  * ProxyVM only after Xen's vif moved out (fake) or the agent's veth end is
- * deleted (back to plain). `agentPid` names the ProxyVM namespace for
- * `ip link set netns PID` from inside the NAT namespace.
+ * deleted (back to plain).
  */
-export function planStructure(
-  d: PlainVif | FakeVif,
-  observed: ObservedStructure,
-  agentPid: number,
-): StructurePlan {
+export function planStructure(d: PlainVif | FakeVif, observed: ObservedStructure): StructurePlan {
   const vif = d.vif;
-  const ns = natNetnsName(vif);
+  const netns = natNetnsName(vif);
   const { netnsExists, proxyLink } = observed;
   if (d.kind === "fake") {
-    const veth = [
-      `link add ${peerLinkName(vif)} address ${d.mac} netns ${ns} type veth peer name ${vif} address ${XEN_VIF_MAC}`,
-      `link set dev ${vif} alias ${OWNED_ALIAS}`,
+    const veth: StructOp[] = [
+      { op: "veth", dev: peerLinkName(vif), mac: d.mac, netns, peer: vif, peerMac: XEN_VIF_MAC },
+      { op: "alias", dev: vif, alias: OWNED_ALIAS },
     ];
     if (proxyLink === "ours")
-      return netnsExists ? NOTHING : { ...NOTHING, before: [`link del dev ${vif}`], gone: true };
+      return netnsExists ? NOTHING : { ops: [{ op: "link-del", dev: vif }], gone: true };
     if (proxyLink === "xen") {
-      const create = netnsExists ? [] : [`netns add ${ns}`];
-      return { ...NOTHING, before: [...create, `link set dev ${vif} netns ${ns}`, ...veth] };
+      const create: StructOp[] = netnsExists ? [] : [{ op: "netns-add", netns }];
+      return { ops: [...create, { op: "move-in", dev: vif, netns }, ...veth], gone: false };
     }
     // Xen's vif already inside (a step was interrupted): only the pair is missing.
-    return netnsExists ? { ...NOTHING, before: veth } : { ...NOTHING, gone: true };
+    return netnsExists ? { ops: veth, gone: false } : { ...NOTHING, gone: true };
   }
   if (!netnsExists) return proxyLink === "xen" ? NOTHING : { ...NOTHING, gone: proxyLink === "none" };
-  if (proxyLink === "xen") return { ...NOTHING, after: [`netns del ${ns}`] };
+  if (proxyLink === "xen") return { ops: [{ op: "netns-del", netns }], gone: false };
   return {
-    before: proxyLink === "ours" ? [`link del dev ${vif}`] : [],
-    inside: [`link set dev ${vif} netns ${agentPid}`],
-    after: [`netns del ${ns}`],
+    ops: [
+      ...(proxyLink === "ours" ? [{ op: "link-del", dev: vif } as const] : []),
+      { op: "move-out", dev: vif, netns },
+      { op: "netns-del", netns },
+    ],
     gone: false,
   };
 }
 
 /** Removal of everything owned for a vif (offline, or its VM is gone). */
-export function planTeardown(vif: string, observed: ObservedStructure): string[] {
+export function planTeardown(vif: string, observed: ObservedStructure): StructOp[] {
   // Deleting the namespace destroys everything inside it, Xen's vif included
   // (only done once the VM is offline), and with `vifX.Y-p` our `vifX.Y`, its peer.
-  if (observed.netnsExists) return [`netns del ${natNetnsName(vif)}`];
-  return observed.proxyLink === "ours" ? [`link del dev ${vif}`] : [];
+  if (observed.netnsExists) return [{ op: "netns-del", netns: natNetnsName(vif) }];
+  return observed.proxyLink === "ours" ? [{ op: "link-del", dev: vif }] : [];
+}
+
+/** The `ip` command doing what one structural operation does (`proxyvm` names the ProxyVM namespace). */
+export function renderStructOp(op: StructOp, proxyvm: string | number): string {
+  switch (op.op) {
+    case "netns-add":
+      return `netns add ${op.netns}`;
+    case "netns-del":
+      return `netns del ${op.netns}`;
+    case "move-in":
+      return `link set dev ${op.dev} netns ${op.netns}`;
+    case "move-out":
+      return `-n ${op.netns} link set dev ${op.dev} netns ${proxyvm}`;
+    case "veth":
+      return `link add ${op.dev} address ${op.mac} netns ${op.netns} type veth peer name ${op.peer} address ${op.peerMac}`;
+    case "alias":
+      return `link set dev ${op.dev} alias ${op.alias}`;
+    case "link-del":
+      return `link del dev ${op.dev}`;
+  }
 }

@@ -1,16 +1,34 @@
 /**
  * Everything the NAT applier does to the kernel, behind one interface: the
- * real one (netlink, `ip -batch`, `nft`, /proc/sys) and a dry-run one that
- * prints each mutation instead of performing it (`--dry-run`). Observations
- * (reading links and namespaces) are real in both: a plan is only meaningful
- * against what exists.
+ * real one and a dry-run one that prints each mutation, as the `ip`/`nft`
+ * command doing the same, instead of performing it (`--dry-run`).
+ * Observations (reading links and namespaces) are real in both: a plan is only
+ * meaningful against what exists.
+ *
+ * The real one runs no process: netlink for links, addresses, routes and
+ * neighbours (in a NAT namespace through sockets opened inside it), the
+ * native helper for namespaces and for nft transactions (libnftables), and
+ * /proc/sys. Each process it replaced cost 5-10 ms per step (issue 5's
+ * bring-up budget is 1.3x one link move, ~25-30 ms, for everything).
  */
-import type { LinkInfo, NetlinkAdapter } from "../system/netlink.js";
-import { listNetns, netnsExists, runIpBatch, writeSysctl } from "../system/netns.js";
-import { applyNftScript, listNftJson, type NftSession, openNftSession } from "../system/nft.js";
+import { SystemError } from "../../shared/errors.js";
+import { nativeNetns } from "../system/native.js";
+import { type LinkInfo, type NetlinkAdapter, openNetlink } from "../system/netlink.js";
+import {
+  closeNetnsFd,
+  createNetns,
+  deleteNetns,
+  listNetns,
+  netnsExists,
+  openNetnsFd,
+  ownNetnsFd,
+  writeSysctl,
+} from "../system/netns.js";
+import { listNftJson } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
 import { ANTISPOOF_TABLE } from "./names.js";
+import { type InsideOp, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
 
 const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
 
@@ -19,7 +37,11 @@ export interface NatSystem {
   listLinks(): Promise<LinkInfo[]>;
   netnsExists(name: string): boolean;
   listNetns(): string[];
-  ipBatch(lines: readonly string[], netns?: string): Promise<void>;
+  /** Performs structural operations in order; stops at the first failure. */
+  structure(ops: readonly StructOp[]): Promise<void>;
+  /** Performs operations inside the NAT namespace `netns` in order; stops at the first failure. */
+  inside(netns: string, ops: readonly InsideOp[]): Promise<void>;
+  /** One nft transaction, in the named namespace or the ProxyVM. */
   nft(script: string, netns?: string): Promise<void>;
   sysctl(path: string, value: string): void;
   setLinkUp(link: LinkInfo): Promise<void>;
@@ -33,7 +55,7 @@ export interface NatSystem {
   readInnerMaps(): Promise<InnerMaps>;
   /** appends the ICMP inner-rewrite rules (icmp-inner.ts) to the anti-spoofing table's `icmp-inner` chain */
   addIcmpInnerRules(): Promise<void>;
-  /** the agent's pid: `ip link set DEV netns PID` from a NAT namespace names the ProxyVM with it */
+  /** the agent's pid: `ip -n NS link set DEV netns PID` names the ProxyVM with it (dry-run text) */
   readonly pid: number;
   /** `true` when mutations are only printed: links planned but not created are then assumed */
   readonly dryRun: boolean;
@@ -70,23 +92,146 @@ const nextSeq = () => {
   return seq;
 };
 
-/** The real kernel, through the given netlink adapter. */
+/** Opens the named namespace for the length of `use`: its fd and, on demand, a netlink adapter inside it. */
+async function inNamespace<T>(
+  netns: string,
+  use: (fd: number, netlink: () => NetlinkAdapter) => Promise<T>,
+): Promise<T> {
+  const fd = openNetnsFd(netns);
+  let netlink: NetlinkAdapter | undefined;
+  try {
+    return await use(fd, () => {
+      netlink ??= openNetlink({ netnsFd: fd });
+      return netlink;
+    });
+  } finally {
+    // sockets and the fd pin the namespace: nothing is kept past this change
+    netlink?.close();
+    closeNetnsFd(fd);
+  }
+}
+
+function missing(dev: string, netns?: string): SystemError {
+  return new SystemError(`Cannot find device "${dev}"${netns === undefined ? "" : ` in netns "${netns}"`}`);
+}
+
+async function insideOps(netns: string, netlink: NetlinkAdapter, ops: readonly InsideOp[]) {
+  const links = new Map<string, number>();
+  const index = async (dev: string) => {
+    let found = links.get(dev);
+    if (found === undefined) {
+      found = (await netlink.getLink(dev))?.index;
+      if (found === undefined) throw missing(dev, netns);
+      links.set(dev, found);
+    }
+    return found;
+  };
+  for (const op of ops) {
+    const at = await index(op.dev);
+    switch (op.op) {
+      case "addrgenmode-none":
+        await netlink.setAddrGenModeNone(at);
+        break;
+      case "flush-addrs":
+        await netlink.flushAddresses(at);
+        break;
+      case "flush-routes":
+        await netlink.flushRoutes(at);
+        break;
+      case "flush-neighs":
+        await netlink.flushPermanentNeighbours(at);
+        break;
+      case "addr":
+        await netlink.replaceAddress(at, op.address, op.prefix);
+        break;
+      case "link-up":
+        await netlink.setLinkUp(at);
+        break;
+      case "route":
+        await netlink.replaceRoute(at, op.dst, op.prefix, 0);
+        break;
+      case "neigh":
+        await netlink.replaceNeighbour(at, op.address, op.mac);
+        break;
+    }
+  }
+}
+
+/** The real kernel, through the given netlink adapter (the agent's own namespace). */
 export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
-  // The ProxyVM's own transactions (the allow-list, one per vif change) go
-  // through one long-lived `nft -i`: no exec and no netlink socket setup per
-  // change. The NAT namespaces' tables keep `nft -f` (one script each, once).
-  let session: NftSession | undefined;
-  const nftHere = (script: string) => {
-    if (session === undefined || session.ended) session = openNftSession();
-    return session.apply(script);
+  const native = nativeNetns();
+  ownNetnsFd(); // opened now, while certainly in the agent's own namespace
+  const proxyLink = async (dev: string) => {
+    const link = await netlink.getLink(dev);
+    if (link === undefined) throw missing(dev);
+    return link;
+  };
+  const nftIn = async (script: string, netns: string) => {
+    try {
+      await inNamespace(netns, (fd) => native.nftRun(script, fd));
+    } catch (error) {
+      throw new SystemError(`Cannot apply nft script in netns "${netns}": ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  };
+  const nftHere = async (script: string) => {
+    try {
+      await native.nftRun(script, -1);
+    } catch (error) {
+      throw new SystemError(`Cannot apply nft script: ${(error as Error).message}`, { cause: error });
+    }
   };
   return {
     getLink: (name) => netlink.getLink(name),
     listLinks: () => netlink.listLinks(),
     netnsExists,
     listNetns,
-    ipBatch: runIpBatch,
-    nft: (script, netns) => (netns === undefined ? nftHere(script) : applyNftScript(script, { netns })),
+    async structure(ops) {
+      for (const op of ops) {
+        switch (op.op) {
+          case "netns-add":
+            await createNetns(op.netns);
+            break;
+          case "netns-del":
+            deleteNetns(op.netns);
+            break;
+          case "move-in": {
+            const link = await proxyLink(op.dev);
+            await inNamespace(op.netns, (fd) => netlink.moveLink(link.index, fd));
+            break;
+          }
+          case "move-out":
+            await inNamespace(op.netns, async (_fd, inside) => {
+              const link = await inside().getLink(op.dev);
+              if (link === undefined) throw missing(op.dev, op.netns);
+              await inside().moveLink(link.index, ownNetnsFd());
+            });
+            break;
+          case "veth":
+            await inNamespace(op.netns, (fd) =>
+              netlink.createVeth({
+                name: op.peer,
+                mac: op.peerMac,
+                peer: op.dev,
+                peerMac: op.mac,
+                peerNetnsFd: fd,
+              }),
+            );
+            break;
+          case "alias":
+            await netlink.setAlias((await proxyLink(op.dev)).index, op.alias);
+            break;
+          case "link-del": {
+            const link = await netlink.getLink(op.dev);
+            if (link !== undefined) await netlink.deleteLink(link.index);
+            break;
+          }
+        }
+      }
+    },
+    inside: (netns, ops) => inNamespace(netns, (_fd, inside) => insideOps(netns, inside(), ops)),
+    nft: (script, netns) => (netns === undefined ? nftHere(script) : nftIn(script, netns)),
     sysctl: writeSysctl,
     setLinkUp: (link) => (link.up ? Promise.resolve() : netlink.setLinkUp(link.index)),
     replaceAddress: (link, address, prefix) => netlink.replaceAddress(link.index, address, prefix),
@@ -113,9 +258,11 @@ export function createDryRunSystem(
   const ip = (line: string) => write(`ip ${line}\n`);
   return {
     ...observe,
-    async ipBatch(lines, netns) {
-      const prefix = netns === undefined ? "" : `-n ${netns} `;
-      for (const line of lines) ip(`${prefix}${line}`);
+    async structure(ops) {
+      for (const op of ops) ip(renderStructOp(op, process.pid));
+    },
+    async inside(netns, ops) {
+      for (const op of ops) ip(`-n ${netns} ${renderInsideOp(op)}`);
     },
     async nft(script, netns) {
       write(`nft -f - ${netns === undefined ? "" : `(in netns ${netns}) `}<<'EOF'\n${script}EOF\n`);

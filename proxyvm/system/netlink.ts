@@ -1,8 +1,10 @@
 /**
  * The only module that imports `netlink` (STYLE.md: narrow interfaces in front
- * of every side effect). rtnetlink in the agent's own namespace, wrapped in
- * domain verbs. Every `replace*` is idempotent (NLM_F_CREATE|NLM_F_REPLACE),
- * every `remove*` treats "already gone" as success.
+ * of every side effect). rtnetlink in the agent's own namespace or, with
+ * `netnsFd`, in another one (the sockets are created while the main thread has
+ * joined it, see netns.ts `withNetns`), wrapped in domain verbs. Every
+ * `replace*` is idempotent (NLM_F_CREATE|NLM_F_REPLACE), every `remove*` and
+ * `flush*` treats "already gone" as success.
  */
 import {
   createNetlink,
@@ -14,6 +16,7 @@ import {
 } from "netlink";
 import { SystemError } from "../../shared/errors.js";
 import { isIPv4, parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
+import { withNetns } from "./netns.js";
 
 export interface LinkInfo {
   readonly index: number;
@@ -43,6 +46,29 @@ export interface NetlinkAdapter {
    * of `seqs`; rejects with the kernel's errno.
    */
   sendNfTablesBatch(bytes: Buffer, seqs: readonly number[]): Promise<void>;
+  /** Moves a link into the network namespace of `netnsFd` (it is down there). */
+  moveLink(index: number, netnsFd: number): Promise<void>;
+  /**
+   * Creates a veth pair: `name` (MAC `mac`) here, its peer `peer` (MAC
+   * `peerMac`) in the namespace of `peerNetnsFd`.
+   */
+  createVeth(spec: {
+    name: string;
+    mac: string;
+    peer: string;
+    peerMac: string;
+    peerNetnsFd: number;
+  }): Promise<void>;
+  setAlias(index: number, alias: string): Promise<void>;
+  deleteLink(index: number): Promise<void>;
+  /** IPv6 address generation mode "none": no link-local address, so the link never speaks IPv6 by itself. */
+  setAddrGenModeNone(index: number): Promise<void>;
+  /** Removes every address of the link. */
+  flushAddresses(index: number): Promise<void>;
+  /** Removes every main-table route through the link. */
+  flushRoutes(index: number): Promise<void>;
+  /** Removes the link's permanent neighbour entries. */
+  flushPermanentNeighbours(index: number): Promise<void>;
   /** Calls `onEvent` for every link added, changed or removed; returns the unsubscribe function. */
   watchLinks(onEvent: (event: LinkEvent) => void): () => void;
   close(): void;
@@ -53,6 +79,15 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RTM_NEWLINK = 16;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const IFLA_INET6_ADDR_GEN_MODE = 8;
+const IN6_ADDR_GEN_MODE_NONE = 1;
+const IFINFOMSG_SIZE = 16;
 const RTM_DELLINK = 17;
 const NETLINK_NETFILTER = 12;
 const NLMSG_ERROR = 2;
@@ -75,6 +110,40 @@ function addressBytes(address: string): { family: number; bytes: Buffer } {
 
 function macBytes(mac: string): Buffer {
   return Buffer.from(mac.replaceAll(":", ""), "hex");
+}
+
+/** One netlink attribute (type, payload), padded to 4 bytes. */
+function attr(type: number, payload: Buffer): Buffer {
+  const length = 4 + payload.length;
+  const out = Buffer.alloc((length + 3) & ~3);
+  out.writeUInt16LE(length, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+
+function u32(value: number): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32LE(value);
+  return out;
+}
+
+/**
+ * IFLA_LINKINFO of a veth whose peer is `peer` in the namespace of
+ * `netnsFd`: kind "veth", data = VETH_INFO_PEER { ifinfomsg, IFLA_IFNAME,
+ * IFLA_ADDRESS, IFLA_NET_NS_FD } (the package has no encoder for veth data).
+ */
+export function vethLinkInfo(peer: string, peerMac: string, netnsFd: number): Buffer {
+  const peerAttrs = Buffer.concat([
+    Buffer.alloc(IFINFOMSG_SIZE),
+    attr(IFLA_IFNAME, Buffer.from(`${peer}\0`)),
+    attr(IFLA_ADDRESS, macBytes(peerMac)),
+    attr(IFLA_NET_NS_FD, u32(netnsFd)),
+  ]);
+  return Buffer.concat([
+    attr(IFLA_INFO_KIND, Buffer.from("veth\0")),
+    attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peerAttrs)),
+  ]);
 }
 
 function toLinkInfo(message: rt.LinkMessage): LinkInfo {
@@ -107,14 +176,21 @@ async function removing(what: string, action: () => Promise<unknown>): Promise<v
   }
 }
 
-/** Opens the rtnetlink socket of the current network namespace. */
-export function openNetlink(): NetlinkAdapter {
-  const socket: RtNetlinkSocket = createRtNetlink();
+export interface OpenNetlinkOptions {
+  /** open the sockets in the network namespace of this fd (default: the agent's own) */
+  readonly netnsFd?: number | undefined;
+}
+
+/** Opens the rtnetlink socket of the agent's network namespace, or of `netnsFd`'s. */
+export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
+  // Every socket is created in the namespace (its namespace is fixed at creation).
+  const inNamespace = <T>(make: () => T): T => withNetns(options.netnsFd, make);
+  const socket: RtNetlinkSocket = inNamespace(() => createRtNetlink());
   let watcher: RtNetlinkSocket | undefined;
   let netfilter: NetlinkSocket | undefined;
   return {
     sendNfTablesBatch(bytes, seqs) {
-      netfilter ??= createNetlink(NETLINK_NETFILTER);
+      netfilter ??= inNamespace(() => createNetlink(NETLINK_NETFILTER));
       const nf = netfilter;
       return new Promise((resolve, reject) => {
         const waiting = new Set(seqs);
@@ -214,11 +290,80 @@ export function openNetlink(): NetlinkAdapter {
         socket.delAddress({ family, prefixlen: prefix, index }, attrs),
       );
     },
+    async moveLink(index, netnsFd) {
+      await attempt(`move link ${index} to another network namespace`, () =>
+        socket.setLink({ index }, { netNsFd: netnsFd }),
+      );
+    },
+    async createVeth({ name, mac, peer, peerMac, peerNetnsFd }) {
+      await attempt(`create veth pair "${name}"/"${peer}"`, () =>
+        socket.newLink(
+          {},
+          { ifname: name, address: macBytes(mac), linkinfo: vethLinkInfo(peer, peerMac, peerNetnsFd) },
+          { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+        ),
+      );
+    },
+    async setAlias(index, alias) {
+      await attempt(`set the alias of link ${index}`, () => socket.setLink({ index }, { ifalias: alias }));
+    },
+    async deleteLink(index) {
+      await removing(`delete link ${index}`, () => socket.delLink({ index }));
+    },
+    async setAddrGenModeNone(index) {
+      const mode = attr(IFLA_INET6_ADDR_GEN_MODE, Buffer.from([IN6_ADDR_GEN_MODE_NONE]));
+      await attempt(`set addrgenmode none on link ${index}`, () =>
+        socket.setLink({ index }, { afSpec: new Map([[AF_INET6, mode]]) }),
+      );
+    },
+    async flushAddresses(index) {
+      const all = await attempt("list addresses", () => socket.getAddresses());
+      for (const message of all) {
+        const { family, prefixlen } = message.data;
+        if (message.data.index !== index || family === undefined || prefixlen === undefined) continue;
+        const attrs: rt.AddressAttrs = {};
+        if (message.attrs.local !== undefined) attrs.local = message.attrs.local;
+        if (message.attrs.address !== undefined) attrs.address = message.attrs.address;
+        await removing(`remove an address of link ${index}`, () =>
+          socket.delAddress({ family, prefixlen, index }, attrs),
+        );
+      }
+    },
+    async flushRoutes(index) {
+      for (const family of [AF_INET, AF_INET6]) {
+        const all = await attempt("list routes", () => socket.getRoutes({ family }));
+        for (const message of all) {
+          if (message.attrs.oif !== index || (message.attrs.table ?? message.data.table) !== RT_TABLE_MAIN)
+            continue;
+          if (message.data.type !== undefined && message.data.type !== "UNICAST") continue;
+          const attrs: rt.RouteAttrs = { oif: index };
+          if (message.attrs.dst !== undefined) attrs.dst = message.attrs.dst;
+          await removing(`remove a route of link ${index}`, () =>
+            socket.delRoute({ family, dstLen: message.data.dstLen ?? 0, table: RT_TABLE_MAIN }, attrs),
+          );
+        }
+      }
+    },
+    async flushPermanentNeighbours(index) {
+      for (const family of [AF_INET, AF_INET6]) {
+        const all = await attempt("list neighbours", () => socket.getNeighbors({ family }));
+        for (const message of all) {
+          const dst = message.attrs.dst;
+          if (message.data.ifindex !== index || message.data.state?.permanent !== true || dst === undefined)
+            continue;
+          await removing(`remove a neighbour of link ${index}`, () =>
+            socket.delNeighbor({ family, ifindex: index }, { dst }),
+          );
+        }
+      }
+    },
     watchLinks(onEvent) {
       // A second socket subscribed to RTNLGRP_LINK: notifications never mix with replies.
       // The raw socket's messages carry the type (RTM_NEWLINK / RTM_DELLINK) the parsed ones lack.
       // A burst of 200 vifs is a few hundred messages: a 1 MiB buffer keeps them all.
-      watcher ??= createRtNetlink({ ref: true, recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 });
+      watcher ??= inNamespace(() =>
+        createRtNetlink({ ref: true, recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 }),
+      );
       watcher.addMembership("LINK");
       const listener = (messages: { type: number; data: Buffer }[]) => {
         for (const message of messages) {

@@ -1,6 +1,16 @@
 import t from "tap";
 import type { FakeVif, PlainVif } from "../../../proxyvm/desired.js";
-import { planNatNft, planStructure, planTeardown, planVif } from "../../../proxyvm/nat/plan.js";
+import {
+  planNatNft,
+  planStructure,
+  planTeardown,
+  planVif,
+  renderInsideOp,
+  renderStructOp,
+  type StructOp,
+} from "../../../proxyvm/nat/plan.js";
+
+const lines = (ops: readonly StructOp[]) => ops.map((op) => renderStructOp(op, 4242));
 
 const plain: PlainVif = {
   kind: "plain",
@@ -72,7 +82,7 @@ t.test(
 t.test("a fake vif gets a namespace with these inside steps and this NAT table", async (t) => {
   const plan = planVif(fake);
   t.same(plan.proxyvm, planVif(plain).proxyvm, "past the namespace it is planned exactly like a plain vif");
-  t.same(plan.namespace?.inside, [
+  t.same(plan.namespace?.inside.map(renderInsideOp), [
     "link set dev vif3.0 addrgenmode none",
     "link set dev vif3.0-p addrgenmode none",
     "addr flush dev vif3.0",
@@ -129,7 +139,7 @@ t.test(
       t.match(nft, `\t\t${line}\n`, line);
     }
     t.ok(
-      planVif(fake6).namespace?.inside.includes("addr add fd00::1/128 dev vif3.0 nodad"),
+      planVif(fake6).namespace?.inside.map(renderInsideOp).includes("addr add fd00::1/128 dev vif3.0 nodad"),
       "the gateway's IPv6 address",
     );
   },
@@ -140,62 +150,61 @@ t.test("structure steps follow the observed shape", async (t) => {
     "link add vif3.0-p address 00:16:3e:5e:6c:00 netns vif3.0-nat type veth peer name vif3.0 address fe:ff:ff:ff:ff:ff",
     "link set dev vif3.0 alias qubes-fakeip-nat",
   ];
-  const none = { before: [], inside: [], after: [], gone: false };
+  const none = { ops: [] as string[], gone: false };
   const cases: [string, PlainVif | FakeVif, boolean, "xen" | "ours" | "none", object][] = [
     [
       "fake, fresh",
       fake,
       false,
       "xen",
-      { ...none, before: ["netns add vif3.0-nat", "link set dev vif3.0 netns vif3.0-nat", ...veth] },
+      { ...none, ops: ["netns add vif3.0-nat", "link set dev vif3.0 netns vif3.0-nat", ...veth] },
     ],
     [
       "fake, namespace left over",
       fake,
       true,
       "xen",
-      { ...none, before: ["link set dev vif3.0 netns vif3.0-nat", ...veth] },
+      { ...none, ops: ["link set dev vif3.0 netns vif3.0-nat", ...veth] },
     ],
-    ["fake, interrupted after the move", fake, true, "none", { ...none, before: veth }],
+    ["fake, interrupted after the move", fake, true, "none", { ...none, ops: veth }],
     ["fake, complete", fake, true, "ours", none],
     [
       "fake, namespace deleted under us",
       fake,
       false,
       "ours",
-      { ...none, before: ["link del dev vif3.0"], gone: true },
+      { ...none, ops: ["link del dev vif3.0"], gone: true },
     ],
     ["fake, nothing anywhere", fake, false, "none", { ...none, gone: true }],
     ["plain, fresh", plain, false, "xen", none],
     ["plain, nothing anywhere", plain, false, "none", { ...none, gone: true }],
-    ["plain, stale namespace", plain, true, "xen", { ...none, after: ["netns del vif3.0-nat"] }],
+    ["plain, stale namespace", plain, true, "xen", { ...none, ops: ["netns del vif3.0-nat"] }],
     [
       "plain, was fake",
       plain,
       true,
       "ours",
       {
-        before: ["link del dev vif3.0"],
-        inside: ["link set dev vif3.0 netns 4242"],
-        after: ["netns del vif3.0-nat"],
+        ops: ["link del dev vif3.0", "-n vif3.0-nat link set dev vif3.0 netns 4242", "netns del vif3.0-nat"],
         gone: false,
       },
     ],
   ];
   for (const [name, desired, netnsExists, proxyLink, expected] of cases) {
-    t.same(planStructure(desired, { netnsExists, proxyLink }, 4242), expected, name);
+    const planned = planStructure(desired, { netnsExists, proxyLink });
+    t.same({ ops: lines(planned.ops), gone: planned.gone }, expected, name);
   }
 });
 
 t.test("teardown removes only what the agent owns", async (t) => {
   t.same(
-    planTeardown("vif3.0", { netnsExists: true, proxyLink: "ours" }),
+    lines(planTeardown("vif3.0", { netnsExists: true, proxyLink: "ours" })),
     ["netns del vif3.0-nat"],
     "the namespace takes the veth pair with it",
   );
-  t.same(planTeardown("vif3.0", { netnsExists: false, proxyLink: "ours" }), ["link del dev vif3.0"]);
+  t.same(lines(planTeardown("vif3.0", { netnsExists: false, proxyLink: "ours" })), ["link del dev vif3.0"]);
   t.same(
-    planTeardown("vif3.0", { netnsExists: false, proxyLink: "xen" }),
+    lines(planTeardown("vif3.0", { netnsExists: false, proxyLink: "xen" })),
     [],
     "Xen's own vif is never deleted",
   );
