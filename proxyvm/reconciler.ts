@@ -75,7 +75,11 @@ export class Reconciler {
     this.#wake?.();
   }
 
-  /** Marks a key and resolves with the result of its next sync (success or the first failure). */
+  /**
+   * Marks a key and resolves with the result of the first sync of it that
+   * begins after this call (success or the first failure), never one that was
+   * already running.
+   */
   markAndWait(component: AgentComponent, key: string): Promise<SyncResult> {
     const k = id(component, key);
     const promise = new Promise<SyncResult>((resolve) => {
@@ -148,9 +152,13 @@ export class Reconciler {
       const [k, work] = next.value;
       this.#dirty.delete(k);
       this.#running = true;
+      // Only the waiters marked before this sync began get its result: one that
+      // marks the key while it runs may bring facts this sync did not read, and
+      // waits for the next sync (its mark queued the key again).
+      const waiting = this.#waiters.get(k)?.splice(0) ?? [];
       const result = await this.#syncOne(k, work);
       this.#running = false;
-      for (const resolve of this.#waiters.get(k)?.splice(0) ?? []) resolve(result);
+      for (const resolve of waiting) resolve(result);
     }
   }
 
