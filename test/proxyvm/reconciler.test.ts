@@ -96,22 +96,25 @@ t.test("a component with syncAll gets one full reload for all its keys", async (
   await r.stop();
 });
 
-t.test("a waiter marked while its key is syncing gets the next sync's result, not the running one's", async (t) => {
-  // The running sync read its facts before the mark (a vif's `offline` arriving
-  // during a resync of its `online`): answering the waiter with its result
-  // would report work as done that nobody did yet.
-  const c = component({ a: [new Error("stale"), undefined] });
-  let release = () => {};
-  c.hold(new Promise<void>((r) => (release = r)));
-  const r = new Reconciler({ components: [c], log: silentLogger, initialBackoffMs: 60_000 });
-  r.start();
-  const first = r.markAndWait(c, "a");
-  await new Promise((resolve) => setImmediate(resolve));
-  t.same(c.calls, ["a"], "the first sync is running");
-  const second = r.markAndWait(c, "a");
-  release();
-  t.same(await first, { ok: false, error: "stale" }, "the first waiter gets the running sync's result");
-  t.same(await second, { ok: true }, "the second waiter waited for a sync that began after its mark");
-  t.same(c.calls, ["a", "a"]);
-  await r.stop();
-});
+t.test(
+  "a waiter marked while its key is syncing gets the next sync's result, not the running one's",
+  async (t) => {
+    // The running sync read its facts before the mark (a vif's `offline` arriving
+    // during a resync of its `online`): answering the waiter with its result
+    // would report work as done that nobody did yet.
+    const c = component({ a: [new Error("stale"), undefined] });
+    let release = () => {};
+    c.hold(new Promise<void>((r) => (release = r)));
+    const r = new Reconciler({ components: [c], log: silentLogger, initialBackoffMs: 60_000 });
+    r.start();
+    const first = r.markAndWait(c, "a");
+    await new Promise((resolve) => setImmediate(resolve));
+    t.same(c.calls, ["a"], "the first sync is running");
+    const second = r.markAndWait(c, "a");
+    release();
+    t.same(await first, { ok: false, error: "stale" }, "the first waiter gets the running sync's result");
+    t.same(await second, { ok: true }, "the second waiter waited for a sync that began after its mark");
+    t.same(c.calls, ["a", "a"]);
+    await r.stop();
+  },
+);
