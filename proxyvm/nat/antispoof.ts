@@ -114,9 +114,16 @@ export function planAntispoofChange(
   remove: readonly AllowedPair[],
   ndp: { add?: string[]; remove?: string[] } = {},
   inner?: { readonly maps: InnerMaps; readonly applied: InnerMaps | undefined },
+  /**
+   * `false`: the table is known to be in place (an earlier transaction of this
+   * process declared it), so only elements change. The declaration flushes
+   * and re-adds the chains' rules, and the kernel makes a commit that removes
+   * anything wait out an RCU grace period: 15-20 ms instead of ~1 ms.
+   */
+  declare = true,
 ): string {
   const t = `inet ${ANTISPOOF_TABLE}`;
-  const lines = declaration();
+  const lines = declare ? declaration() : [];
   for (const pair of remove)
     lines.push(`add element ${t} ${element(pair)}`, `delete element ${t} ${element(pair)}`);
   for (const iif of ndp.remove ?? [])

@@ -80,13 +80,18 @@ export async function applyVif(
   }
   // 2. the allow-list entry, side by side with the structure (namespace, Xen's
   //    vif moved in, the veth pair): an element keyed by `iifname . saddr` needs
-  //    no interface, and the nf_tables commit (~15-20 ms of kernel time) no
-  //    longer waits for the move. Still fail-closed: the entry admits only N on
+  //    no interface, so its commit does not wait for the move. Still
+  //    fail-closed: the entry admits only N on
   //    the name `vifX.Y`; until the move that is Xen's vif, from which N is the
   //    VM's own native address (what its traffic becomes after the NAT anyway),
   //    never another VM's. Any failure below removes the entry again.
+  // An NDP entry can only be there if this vif was applied before (a removal costs the kernel a grace period).
   const ndp =
-    desired.native.ip6 !== undefined && desired.kind === "plain" ? { add: [vif] } : { remove: [vif] };
+    desired.native.ip6 !== undefined && desired.kind === "plain"
+      ? { add: [vif] }
+      : previous === undefined
+        ? {}
+        : { remove: [vif] };
   const plan = planVif(desired, { freshNamespace: structure.ops.some((op) => op.op === "netns-add") });
   const allowing = allow.change(wanted, [], ndp);
   // `allowing` is awaited below; this only keeps a rejection from being reported as unhandled meanwhile

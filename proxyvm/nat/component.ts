@@ -111,6 +111,24 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
    * Cleared by `listKeys` (start, SIGHUP): a full resync re-applies everything.
    */
   const converged = new Map<string, string>();
+  /**
+   * QubesDB facts per vif, kept while no QubesDB event arrived: our own link
+   * changes raise link events that resync the vif, and such a resync then
+   * reads nothing (a multi-key read costs more than the check itself).
+   * `factsEpoch` moves with every watched QubesDB event and every full resync.
+   */
+  const factsCache = new Map<string, { ip: string; epoch: number; facts: VifDbFacts }>();
+  let factsEpoch = 0;
+  const factsFor = async (vif: string, ip: string): Promise<VifDbFacts> => {
+    const cached = factsCache.get(vif);
+    if (cached !== undefined && cached.epoch === factsEpoch && cached.ip === ip) return cached.facts;
+    const epoch = factsEpoch;
+    const facts = await readFacts(ctx, ip);
+    factsCache.set(vif, { ip, epoch, facts });
+    return facts;
+  };
+  /** Moved by each hook event of a vif: a sync that began before it must not apply what it read. */
+  const generations = new Map<string, number>();
 
   async function syncAntispoof(): Promise<void> {
     // One multiread covers both families and dom0's numbered continuations.
@@ -129,12 +147,19 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     }
     await system.nft(planConnected(connected4, connected6));
     await system.addIcmpInnerRules();
+    // The table is declared and the inner maps are known: the first vif's change only adds elements.
+    if (!seeded) {
+      await seedInner();
+      allow.adopt({ v4: [...inner4], v6: [...inner6] });
+    }
   }
 
   async function syncVif(vif: string): Promise<void> {
+    const generation = generations.get(vif);
     let record = store.get(vif);
     const event = record?.event;
-    const facts = event?.online === true ? await readFacts(ctx, event.ip) : {};
+    const facts = event?.online === true ? await factsFor(vif, event.ip) : {};
+    if (event?.online !== true) factsCache.delete(vif);
     const desired = planDesiredVif(vif, event, facts);
     const base = describe(desired, event);
     const fingerprint = async () =>
@@ -142,6 +167,8 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     if (converged.get(vif) === (await fingerprint())) return;
     converged.delete(vif);
     await seedInner();
+    // A hook event arrived meanwhile: its own sync (queued by it) applies the newer state.
+    if (generations.get(vif) !== generation) return;
     for (const n of [event?.ip, record?.applied?.ip]) if (n !== undefined) inner4.delete(n);
     for (const n of [event?.ip6, record?.applied?.ip6]) if (n !== undefined) inner6.delete(n);
     if (desired.kind === "fake") {
@@ -203,6 +230,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       `${CONNECTED_IPS6_KEY}/`,
     ],
     keysForEvent(path) {
+      factsEpoch++;
       if (
         path === CONNECTED_IPS_KEY ||
         path === CONNECTED_IPS6_KEY ||
@@ -225,6 +253,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       // may belong to another ProxyVM namespace on this host (the lab, tests):
       // it is never adopted by name alone.
       converged.clear();
+      factsEpoch++;
       const keys = new Set<string>([ANTISPOOF_KEY, ...store.all().keys()]);
       for (const link of await system.listLinks()) {
         if (link.alias === OWNED_ALIAS && isVifName(link.name)) keys.add(link.name);
@@ -244,6 +273,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       return store.get(name) !== undefined ? [name] : [];
     },
     recordEvent(event) {
+      generations.set(event.vif, (generations.get(event.vif) ?? 0) + 1);
       store.put(event.vif, { event, applied: store.get(event.vif)?.applied });
       converged.delete(event.vif);
       statuses.set(event.vif, { vif: event.vif, native: event.ip, native6: event.ip6, state: "pending" });
