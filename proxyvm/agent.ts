@@ -11,7 +11,13 @@ import type { AgentComponent, AgentContext } from "./component.js";
 import type { VifEvent } from "./desired.js";
 import type { NatComponent } from "./nat/component.js";
 import { Reconciler } from "./reconciler.js";
-import { type ControlReply, type ControlRequest, listenControlSocket } from "./sources/control-socket.js";
+import {
+  type ControlReply,
+  type ControlRequest,
+  listenControlSocket,
+  requestSchema,
+  sendControlRequest,
+} from "./sources/control-socket.js";
 import type { NetlinkAdapter } from "./system/netlink.js";
 
 export interface AgentOptions {
@@ -104,6 +110,19 @@ export function createAgent(options: AgentOptions): Agent {
       reconciler.start();
       await reconciler.markAll();
       await reconciler.whenIdle();
+      for (const component of components) {
+        await component.warmUp?.().catch((error: unknown) => {
+          log.warn("warm-up failed (only the first VM is slower)", {
+            component: component.name,
+            error: describeError(error),
+          });
+        });
+      }
+      // the hook's path too: a request parsed, one status round trip over our own socket
+      requestSchema.parse({ type: "vif", command: "online", vif: "vif0.0", ip: "192.0.2.2" });
+      if (options.controlSocket !== undefined) {
+        await sendControlRequest(options.controlSocket, { type: "status" }).catch(() => undefined);
+      }
       await options.notify?.ready();
       log.info("ready", { components: components.map((c) => c.name).join(",") });
     },

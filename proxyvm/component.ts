@@ -28,12 +28,20 @@ export interface AgentComponent {
   /** Every key the component should converge now (at start and on SIGHUP) */
   listKeys(): Promise<string[]>;
   /**
-   * Converges one key from current facts (read inside `sync`, never cached from the event).
+   * Converges one key from current facts (read inside `sync`, never taken from
+   * the event; a component may keep what it read until a watched event arrives).
    * Throw `PermanentSyncError` for invalid input (after failing closed), any other error to retry.
    */
   sync(key: string): Promise<void>;
   /** Optional: converge all keys in one step (one nft transaction for a full reload) */
   syncAll?(keys: readonly string[]): Promise<void>;
+  /**
+   * Optional: runs the hot path once on throwaway objects before READY=1
+   * (code compiled, worker threads started, first-use kernel set-up), so the
+   * first VM is no slower than the next. Leaves nothing behind; a failure only
+   * costs speed.
+   */
+  warmUp?(): Promise<void>;
   /** Per-key state for `qubes-fakeip-agent status` */
   status(): Record<string, unknown>;
 }

@@ -5,10 +5,9 @@
  *   1. allow-list entries that no longer apply are removed first;
  *   2. structure (namespace, moves, veth pair) and, side by side with it, the
  *      allow-list entry (see below why that is still fail-closed);
- *   3. the namespace's inside and its NAT table, side by side; a failure of
- *      any step removes the allow-list entry again, so a half-built vif never
- *      forwards;
- *   4. the ProxyVM side (addresses, route, neighbour).
+ *   3. the namespace's inside, its NAT table and the ProxyVM side (addresses,
+ *      route, neighbour), side by side; a failure of any step removes the
+ *      allow-list entry again, so a half-built vif never forwards.
  */
 import { SystemError } from "../../shared/errors.js";
 import type { DesiredVif, FakeVif, PlainVif } from "../desired.js";
@@ -104,15 +103,16 @@ export async function applyVif(
     await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
     throw error;
   }
-  // 3. then the namespace's addresses and its NAT table, side by side (the
-  //    netlink requests and the nft transaction do not wait for each other).
-  //    Opening the gate before the namespace is complete is still
-  //    fail-closed: the namespace forwards nothing it has no route for until
-  //    its table rewrites V to N.
+  // 3. then the namespace's inside, its NAT table and the ProxyVM side (over
+  //    netlink), all side by side: none waits for another. Opening the gate
+  //    before the namespace is complete is still fail-closed: the namespace
+  //    forwards nothing until its table rewrites V to N (a new namespace does
+  //    not route); at worst its own kernel answers for N for a moment.
   if (plan.namespace !== undefined) {
     const ns = plan.namespace;
     steps.push(sys.inside(ns.name, ns.inside), sys.nft(ns.nft, ns.name));
   }
+  steps.push(applyProxyOps(sys, desired, plan.proxyvm));
   const results = await Promise.allSettled(steps);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) {
@@ -123,13 +123,6 @@ export async function applyVif(
       return { result: "gone" };
     }
     // fail closed: whatever got in, the allow-list entry goes again
-    await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
-    throw error;
-  }
-  // 4. the ProxyVM side over netlink (in-process, a few hundred microseconds)
-  try {
-    await applyProxyOps(sys, desired, plan.proxyvm);
-  } catch (error) {
     await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
     throw error;
   }

@@ -22,6 +22,7 @@ import { createAllowList } from "./allow-list.js";
 import { planConnected } from "./antispoof.js";
 import { applyVif, observeStructure } from "./apply.js";
 import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS } from "./names.js";
+import { planVif } from "./plan.js";
 import type { NatSystem } from "./system.js";
 
 export interface VifStatus {
@@ -266,6 +267,17 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     },
     status() {
       return Object.fromEntries([...statuses].map(([vif, status]) => [vif, status]));
+    },
+    async warmUp() {
+      // QubesDB reads and both planners on a made-up vif (pure or read-only), then the kernel paths
+      const facts = await readFacts(ctx, "192.0.2.2");
+      const desired = planDesiredVif(
+        "vif0.0",
+        { vif: "vif0.0", ip: "192.0.2.2", online: true },
+        { ...facts, visibleIp: "192.0.2.3", visibleGateway: "192.0.2.1", netvmGateway: "192.0.2.4" },
+      );
+      if (desired.kind === "fake") planVif(desired, { freshNamespace: true });
+      await system.warmUp();
     },
     flush: () => allow.flush(),
     keysForLink(name) {

@@ -94,7 +94,7 @@ export function planVif(desired: PlainVif | FakeVif, options: PlanOptions = {}):
     proxyvm,
     namespace: {
       name: natNetnsName(desired.vif),
-      inside: planInside(desired),
+      inside: planInside(desired, options),
       nft: planNatNft(desired, options),
     },
   };
@@ -143,25 +143,32 @@ export function planProxySide(d: PlainVif | FakeVif): ProxyOp[] {
  * stack), so it needs just enough to answer the VM's ARP for its gateway:
  *   1. no IPv6 link-local addresses (addrgenmode none): the namespace itself
  *      must never speak, or it would show up on the VM's link;
- *   2. flush, then add: a live change of the visible address leaves nothing
- *      of the old one behind;
+ *   2. flush (unless the namespace is new), then add: a live change of the
+ *      visible address leaves nothing of the old one behind;
  *   3. the VM's visible address as permanent neighbour and host route, so the
  *      kernel answers its ARP without asking back and passes reverse-path checks;
  *   4. links up last.
  */
-export function planInside(d: FakeVif): InsideOp[] {
+export function planInside(d: FakeVif, options: PlanOptions = {}): InsideOp[] {
   const vif = d.vif;
   const peer = peerLinkName(vif);
   const ops: InsideOp[] = [
     { op: "addrgenmode-none", dev: vif },
     { op: "addrgenmode-none", dev: peer },
-    { op: "flush-addrs", dev: vif },
-    { op: "flush-addrs", dev: peer },
-    { op: "flush-routes", dev: vif },
-    { op: "flush-neighs", dev: vif },
+  ];
+  // a namespace made by this change holds nothing to flush
+  if (options.freshNamespace !== true) {
+    ops.push(
+      { op: "flush-addrs", dev: vif },
+      { op: "flush-addrs", dev: peer },
+      { op: "flush-routes", dev: vif },
+      { op: "flush-neighs", dev: vif },
+    );
+  }
+  ops.push(
     { op: "addr", dev: vif, address: d.visible.gateway, prefix: 32 },
     { op: "addr", dev: peer, address: d.native.ip, prefix: 32 },
-  ];
+  );
   const v6 = d.visible.ip6 !== undefined && d.visible.gateway6 !== undefined;
   if (v6 && d.visible.gateway6 !== undefined) {
     ops.push({ op: "addr", dev: vif, address: d.visible.gateway6, prefix: 128 });

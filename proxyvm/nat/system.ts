@@ -27,7 +27,7 @@ import {
 import { listNftJson } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
-import { ANTISPOOF_TABLE } from "./names.js";
+import { ANTISPOOF_TABLE, NAT_TABLE, XEN_VIF_MAC } from "./names.js";
 import { type InsideOp, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
 
 const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
@@ -55,6 +55,12 @@ export interface NatSystem {
   readInnerMaps(): Promise<InnerMaps>;
   /** appends the ICMP inner-rewrite rules (icmp-inner.ts) to the anti-spoofing table's `icmp-inner` chain */
   addIcmpInnerRules(): Promise<void>;
+  /**
+   * Exercises every in-process path of a bring-up (namespace, veth, move,
+   * inside operations, a NAT table) on two throwaway namespaces, then removes
+   * them (see AgentComponent.warmUp).
+   */
+  warmUp(): Promise<void>;
   /** the agent's pid: `ip -n NS link set DEV netns PID` names the ProxyVM with it (dry-run text) */
   readonly pid: number;
   /** `true` when mutations are only printed: links planned but not created are then assumed */
@@ -126,34 +132,96 @@ async function insideOps(netns: string, netlink: NetlinkAdapter, ops: readonly I
     }
     return found;
   };
-  for (const op of ops) {
-    const at = await index(op.dev);
-    switch (op.op) {
-      case "addrgenmode-none":
-        await netlink.setAddrGenModeNone(at);
-        break;
-      case "flush-addrs":
-        await netlink.flushAddresses(at);
-        break;
-      case "flush-routes":
-        await netlink.flushRoutes(at);
-        break;
-      case "flush-neighs":
-        await netlink.flushPermanentNeighbours(at);
-        break;
-      case "addr":
-        await netlink.replaceAddress(at, op.address, op.prefix);
-        break;
-      case "link-up":
-        await netlink.setLinkUp(at);
-        break;
-      case "route":
-        await netlink.replaceRoute(at, op.dst, op.prefix, 0);
-        break;
-      case "neigh":
-        await netlink.replaceNeighbour(at, op.address, op.mac);
-        break;
-    }
+  // Without flushes (dump-then-delete sequences) every request is independent:
+  // all are sent at once, and the kernel runs them in the order sent (each
+  // sendmsg is processed before it returns), so ordering still holds.
+  if (!ops.some((op) => op.op.startsWith("flush-"))) {
+    for (const op of ops) await index(op.dev);
+    const sent = ops.map((op) => insideOp(netlink, links.get(op.dev) ?? 0, op));
+    const results = await Promise.allSettled(sent);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return;
+  }
+  for (const op of ops) await insideOp(netlink, await index(op.dev), op);
+}
+
+/** Starts one inside operation; its request is sent before this returns (see `insideOps`). */
+function insideOp(netlink: NetlinkAdapter, at: number, op: InsideOp): Promise<void> {
+  switch (op.op) {
+    case "addrgenmode-none":
+      return netlink.setAddrGenModeNone(at);
+    case "flush-addrs":
+      return netlink.flushAddresses(at);
+    case "flush-routes":
+      return netlink.flushRoutes(at);
+    case "flush-neighs":
+      return netlink.flushPermanentNeighbours(at);
+    case "addr":
+      return netlink.replaceAddress(at, op.address, op.prefix);
+    case "link-up":
+      return netlink.setLinkUp(at);
+    case "route":
+      return netlink.replaceRoute(at, op.dst, op.prefix, 0);
+    case "neigh":
+      return netlink.replaceNeighbour(at, op.address, op.mac);
+  }
+}
+
+/** Throwaway namespaces of `warmUp`: never a `vif*-nat` name, so never taken for a vif's. */
+const WARMUP_PREFIX = "qubes-fakeip-warmup-";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function warmUp(native: ReturnType<typeof nativeNetns>): Promise<void> {
+  // a warm-up killed half-way left its namespaces: remove those of dead agents
+  for (const name of listNetns()) {
+    const pid = Number(/^qubes-fakeip-warmup-(\d+)-[ab]$/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) deleteNetns(name);
+  }
+  const a = `${WARMUP_PREFIX}${process.pid}-a`;
+  const b = `${WARMUP_PREFIX}${process.pid}-b`;
+  try {
+    await createNetns(a);
+    await createNetns(b);
+    await inNamespace(a, (_fdA, insideA) =>
+      inNamespace(b, async (fdB, insideB) => {
+        // a veth pair across the two, one end moved over: the bring-up's netlink paths
+        await insideA().createVeth({
+          name: "w0",
+          mac: XEN_VIF_MAC,
+          peer: "w0-p",
+          peerMac: XEN_VIF_MAC,
+          peerNetnsFd: fdB,
+        });
+        const w0 = await insideA().getLink("w0");
+        if (w0 !== undefined) await insideA().moveLink(w0.index, fdB);
+        await insideOps(b, insideB(), [
+          { op: "addrgenmode-none", dev: "w0" },
+          { op: "flush-addrs", dev: "w0" },
+          { op: "flush-routes", dev: "w0" },
+          { op: "flush-neighs", dev: "w0" },
+          { op: "addr", dev: "w0", address: "192.0.2.1", prefix: 32 },
+          { op: "link-up", dev: "w0" },
+          { op: "link-up", dev: "w0-p" },
+          { op: "route", dev: "w0", dst: "192.0.2.2", prefix: 32 },
+          { op: "neigh", dev: "w0", address: "192.0.2.2", mac: XEN_VIF_MAC },
+        ]);
+        await native.nftRun(
+          `table netdev ${NAT_TABLE} { chain from-vm { type filter hook ingress device "w0" priority 0; policy drop; ip saddr 192.0.2.2 ip saddr set 192.0.2.3 fwd to "w0-p"; }; }\n`,
+          fdB,
+        );
+      }),
+    );
+  } finally {
+    for (const name of [a, b]) if (netnsExists(name)) deleteNetns(name);
   }
 }
 
@@ -245,6 +313,7 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       const batch = encodeIcmpInnerBatch(ANTISPOOF_TABLE, ICMP_INNER_CHAIN, ICMP_SETS, nextSeq());
       return netlink.sendNfTablesBatch(batch.bytes, batch.ruleSeqs);
     },
+    warmUp: () => warmUp(native),
     pid: process.pid,
     dryRun: false,
   };
@@ -282,6 +351,7 @@ export function createDryRunSystem(
         `# nfnetlink (nft cannot express the checksum offsets): add rule inet ${ANTISPOOF_TABLE} ${ICMP_INNER_CHAIN} icmp type @${ICMP_ERRORS4} @th,160,32 set @th,160,32 map @${INNER4} (csum inet at th+18); icmpv6 type @${ICMP_ERRORS6} @th,128,128 set @th,128,128 map @${INNER6} (csum inet at th+2)\n`,
       );
     },
+    warmUp: async () => undefined,
     pid: process.pid,
     dryRun: true,
   };
