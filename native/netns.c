@@ -12,9 +12,13 @@
  *                           namespace; used around a synchronous socket()
  *                           (netlink) so the socket belongs to that namespace
  *                           for the rest of its life;
- *   createNetns(path)       `ip netns add`: a new network namespace, kept
+ *   createNetns(path, sysctls)
+ *                           `ip netns add`: a new network namespace, kept
  *                           alive by a bind mount at `path` (on a worker
- *                           thread, which returns to its own namespace);
+ *                           thread, which returns to its own namespace), with
+ *                           `sysctls` ([name under /proc/sys, value] pairs)
+ *                           written inside it first, so devices that arrive
+ *                           later inherit the namespace's defaults;
  *   deleteNetns(path)       `ip netns del`: lazy unmount and unlink; the
  *                           kernel destroys the namespace once unused;
  *   nftRun(script, fd)      one nft script as one transaction through
@@ -31,6 +35,7 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +137,8 @@ static int prepare_run_dir(char *err) {
   return -1;
 }
 
+#define MAX_SYSCTLS 8
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -139,8 +146,34 @@ typedef struct {
   char *script;
   int fd;
   int failed;
+  size_t sysctl_count;
+  char *sysctl_name[MAX_SYSCTLS];
+  char *sysctl_value[MAX_SYSCTLS];
   char err[ERR_SIZE];
 } job_t;
+
+/* Writes /proc/sys/NAME in the calling thread's network namespace; a missing
+ * file (IPv6 disabled, say) is not an error. */
+static int write_sysctl(const char *name, const char *value, char *err) {
+  char path[512];
+  snprintf(path, sizeof path, "/proc/sys/%s", name);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, ERR_SIZE, "Cannot open sysctl \"%s\": %s", name, strerror(errno));
+    return -1;
+  }
+  size_t length = strlen(value);
+  ssize_t written = write(fd, value, length);
+  int write_errno = errno;
+  close(fd);
+  if (written != (ssize_t)length) {
+    snprintf(err, ERR_SIZE, "Cannot set sysctl \"%s\" to \"%s\": %s", name, value,
+             written < 0 ? strerror(write_errno) : "short write");
+    return -1;
+  }
+  return 0;
+}
 
 static void create_execute(napi_env env, void *data) {
   (void)env;
@@ -171,6 +204,15 @@ static void create_execute(napi_env env, void *data) {
     unlink(job->path);
     job->failed = 1;
     return;
+  }
+  for (size_t i = 0; i < job->sysctl_count; i++) {
+    if (write_sysctl(job->sysctl_name[i], job->sysctl_value[i], job->err) != 0) {
+      /* the namespace was never bound: it disappears with this thread's reference */
+      return_to(own);
+      unlink(job->path);
+      job->failed = 1;
+      return;
+    }
   }
   int mounted = mount("/proc/thread-self/ns/net", job->path, "none", MS_BIND, NULL);
   int mount_errno = errno;
@@ -265,6 +307,8 @@ static void nft_execute(napi_env env, void *data) {
 
 /* ---- promise plumbing --------------------------------------------------- */
 
+static void free_job(job_t *job);
+
 static void complete(napi_env env, napi_status status, void *data) {
   (void)status;
   job_t *job = data;
@@ -281,9 +325,8 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, job->deferred, undefined);
   }
   napi_delete_async_work(env, job->work);
-  free(job->path);
   free(job->script);
-  free(job);
+  free_job(job);
 }
 
 static napi_value start(napi_env env, job_t *job, napi_async_execute_callback execute, const char *name) {
@@ -295,9 +338,18 @@ static napi_value start(napi_env env, job_t *job, napi_async_execute_callback ex
   return promise;
 }
 
+static void free_job(job_t *job) {
+  free(job->path);
+  for (size_t i = 0; i < job->sysctl_count; i++) {
+    free(job->sysctl_name[i]);
+    free(job->sysctl_value[i]);
+  }
+  free(job);
+}
+
 static napi_value js_create_netns(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char *path = argc < 1 ? NULL : string_arg(env, argv[0], "path");
   if (path == NULL) {
@@ -307,6 +359,40 @@ static napi_value js_create_netns(napi_env env, napi_callback_info info) {
   job_t *job = calloc(1, sizeof *job);
   job->path = path;
   job->fd = -1;
+  bool is_array = false;
+  if (argc >= 2 && napi_is_array(env, argv[1], &is_array) == napi_ok && is_array) {
+    uint32_t length = 0;
+    napi_get_array_length(env, argv[1], &length);
+    if (length > MAX_SYSCTLS) {
+      free_job(job);
+      napi_throw_range_error(env, NULL, "createNetns: too many sysctls");
+      return NULL;
+    }
+    for (uint32_t i = 0; i < length; i++) {
+      napi_value pair, name, value;
+      napi_get_element(env, argv[1], i, &pair);
+      if (napi_get_element(env, pair, 0, &name) != napi_ok ||
+          napi_get_element(env, pair, 1, &value) != napi_ok) {
+        free_job(job);
+        napi_throw_type_error(env, NULL, "createNetns: sysctls must be [name, value] pairs");
+        return NULL;
+      }
+      char *n = string_arg(env, name, "sysctl name");
+      char *v = n == NULL ? NULL : string_arg(env, value, "sysctl value");
+      if (n == NULL || v == NULL || strstr(n, "..") != NULL || n[0] == '/') {
+        free(n);
+        free(v);
+        free_job(job);
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (!pending) napi_throw_type_error(env, NULL, "createNetns: a sysctl name must be relative to /proc/sys");
+        return NULL;
+      }
+      job->sysctl_name[job->sysctl_count] = n;
+      job->sysctl_value[job->sysctl_count] = v;
+      job->sysctl_count++;
+    }
+  }
   return start(env, job, create_execute, "qubes-fakeip:createNetns");
 }
 

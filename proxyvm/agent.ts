@@ -103,6 +103,8 @@ export function createAgent(options: AgentOptions): Agent {
       unwatchLinks = options.netlink?.watchLinks((event) => {
         for (const key of nat.keysForLink(event.name)) reconciler.mark(nat, key);
       });
+      // ... and inside the NAT namespaces, where a fake-IP VM's own vif lives
+      nat.watchNamespaces((key) => reconciler.mark(nat, key));
       // 2. accept hook events now (a hook must never find no daemon and act
       //    beside it), 3. converge everything once, 4. then declare readiness
       if (options.controlSocket !== undefined)

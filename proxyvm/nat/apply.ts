@@ -16,7 +16,7 @@ import type { AllowList } from "./allow-list.js";
 import type { AllowedPair } from "./antispoof.js";
 import { natNetnsName, OWNED_ALIAS } from "./names.js";
 import { type ObservedStructure, type ProxyOp, planStructure, planTeardown, planVif } from "./plan.js";
-import type { NatSystem } from "./system.js";
+import { firstFailure, type NatSystem } from "./system.js";
 
 export interface Addresses {
   readonly ip: string;
@@ -55,10 +55,12 @@ export async function applyVif(
   allow: AllowList,
   desired: DesiredVif,
   previous: Addresses | undefined,
+  /** the shape observed just now by the caller, when it looked (saves a look) */
+  seen?: ObservedStructure,
 ): Promise<ApplyOutcome> {
   const vif = desired.vif;
   if (desired.kind === "absent") {
-    await removeVif(sys, allow, vif, previous);
+    await removeVif(sys, allow, vif, previous, seen);
     return { result: "removed" };
   }
   if (desired.kind === "blocked") {
@@ -67,7 +69,7 @@ export async function applyVif(
   }
   const wanted = pairs(vif, desired.native);
   const stale = pairs(vif, previous).filter((pair) => !wanted.some((w) => same(w, pair)));
-  const observed = await observeStructure(sys, vif);
+  const observed = seen ?? (await observeStructure(sys, vif));
   const structure = planStructure(desired, observed);
   // 1. before anything moves, stale allow-list entries go (and all of them when re-plumbing)
   const replumb = structure.ops.some((op) => op.op !== "netns-del");
@@ -142,25 +144,30 @@ async function applyProxyOps(
   ops: readonly ProxyOp[],
 ): Promise<void> {
   const link = await findLink(sys, desired.vif);
+  // Every request is sent at once: the kernel runs each before the next (in
+  // the order sent), so addresses still precede the link going up and the
+  // route; only the replies are awaited together.
+  const sent: Promise<void>[] = [];
   for (const op of ops) {
     switch (op.op) {
       case "sysctl":
         sys.sysctl(op.path, op.value);
         break;
       case "link-up":
-        await sys.setLinkUp(link);
+        sent.push(sys.setLinkUp(link));
         break;
       case "addr":
-        await sys.replaceAddress(link, op.address, op.prefix);
+        sent.push(sys.replaceAddress(link, op.address, op.prefix));
         break;
       case "route":
-        await sys.replaceRoute(link, op.dst, op.prefix, op.metric);
+        sent.push(sys.replaceRoute(link, op.dst, op.prefix, op.metric));
         break;
       case "neigh":
-        await sys.replaceNeighbour(link, op.address, op.mac);
+        sent.push(sys.replaceNeighbour(link, op.address, op.mac));
         break;
     }
   }
+  await firstFailure(sent);
 }
 
 /** Blocks a vif: out of the allow-list (nothing from it is forwarded) and no route to it. */
@@ -189,6 +196,7 @@ export async function removeVif(
   allow: AllowList,
   vif: string,
   previous: Addresses | undefined,
+  seen?: ObservedStructure,
 ): Promise<void> {
   const failures: string[] = [];
   const step = async (action: () => Promise<unknown>) => {
@@ -198,7 +206,7 @@ export async function removeVif(
       failures.push(error instanceof Error ? error.message : String(error));
     }
   };
-  const observed = await observeStructure(sys, vif);
+  const observed = seen ?? (await observeStructure(sys, vif));
   if (observed.proxyLink === "xen") {
     // Xen's vif is still here: its entries must go now, with our routes and neighbours on it
     await step(() => allow.change([], pairs(vif, previous), { remove: [vif] }));

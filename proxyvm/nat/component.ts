@@ -22,7 +22,7 @@ import { createAllowList } from "./allow-list.js";
 import { planConnected } from "./antispoof.js";
 import { applyVif, observeStructure } from "./apply.js";
 import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS } from "./names.js";
-import { planVif } from "./plan.js";
+import { type ObservedStructure, planVif } from "./plan.js";
 import type { NatSystem } from "./system.js";
 
 export interface VifStatus {
@@ -43,6 +43,13 @@ export interface NatComponent extends AgentComponent {
   keysForLink(name: string): string[];
   /** Writes deferred allow-list removals now (before a one-shot hook or the daemon exits). */
   flush(): Promise<void>;
+  /**
+   * Daemon only: from now on, a fake-IP vif whose Xen vif leaves its NAT
+   * namespace (the VM is gone, no `offline` came) is passed to `mark`.
+   */
+  watchNamespaces(mark: (key: string) => void): void;
+  /** Closes every namespace watch (the daemon stops). */
+  close(): void;
 }
 
 export interface NatComponentOptions {
@@ -130,6 +137,35 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
   };
   /** Moved by each hook event of a vif: a sync that began before it must not apply what it read. */
   const generations = new Map<string, number>();
+  /**
+   * Daemon only: one watch per fake-IP vif on its NAT namespace, for the
+   * removal of Xen's vif in there; `vanished` holds the vifs it reported.
+   */
+  let mark: ((key: string) => void) | undefined;
+  const watches = new Map<string, { close(): void }>();
+  const vanished = new Set<string>();
+  const unwatch = (vif: string) => {
+    watches.get(vif)?.close();
+    watches.delete(vif);
+  };
+  const watch = (vif: string) => {
+    if (mark === undefined || watches.has(vif)) return;
+    try {
+      watches.set(
+        vif,
+        system.watchLinkRemoval(natNetnsName(vif), vif, () => {
+          ctx.log.info("vif left its NAT namespace (the VM is gone)", { vif });
+          vanished.add(vif);
+          mark?.(vif);
+        }),
+      );
+    } catch (error) {
+      ctx.log.warn("cannot watch the NAT namespace (a VM gone without offline is found at the next resync)", {
+        vif,
+        error: describeError(error),
+      });
+    }
+  };
 
   async function syncAntispoof(): Promise<void> {
     // One multiread covers both families and dom0's numbered continuations.
@@ -163,9 +199,12 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
     if (event?.online !== true) factsCache.delete(vif);
     const desired = planDesiredVif(vif, event, facts);
     const base = describe(desired, event);
-    const fingerprint = async () =>
-      JSON.stringify([desired, await observeStructure(system, vif), record?.applied]);
-    if (converged.get(vif) === (await fingerprint())) return;
+    const fingerprint = async (observed?: ObservedStructure) =>
+      JSON.stringify([desired, observed ?? (await observeStructure(system, vif)), record?.applied]);
+    const observed = await observeStructure(system, vif);
+    // a vif reported gone from its namespace is re-applied, which finds it gone and removes everything
+    const forced = vanished.delete(vif);
+    if (!forced && converged.get(vif) === (await fingerprint(observed))) return;
     converged.delete(vif);
     await seedInner();
     // A hook event arrived meanwhile: its own sync (queued by it) applies the newer state.
@@ -190,12 +229,17 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
             }
           : undefined;
       const removing = desired.kind === "absent" || desired.kind === "blocked";
+      // the namespace watch holds the namespace: it goes before anything that may delete it
+      if (desired.kind !== "fake") unwatch(vif);
       const outcome = await applyVif(
         system,
         allow,
         desired,
         record?.applied ?? (removing ? fromEvent : undefined),
+        observed,
       );
+      if (outcome.result === "applied" && desired.kind === "fake") watch(vif);
+      else unwatch(vif);
       if (outcome.result === "applied") {
         if (event !== undefined) store.put(vif, { event, applied: outcome.applied });
         record = store.get(vif);
@@ -280,6 +324,12 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       await system.warmUp();
     },
     flush: () => allow.flush(),
+    watchNamespaces(marker) {
+      mark = marker;
+    },
+    close() {
+      for (const vif of [...watches.keys()]) unwatch(vif);
+    },
     keysForLink(name) {
       if (!isVifName(name)) return [];
       return store.get(name) !== undefined ? [name] : [];

@@ -47,7 +47,12 @@ export type InsideOp =
 
 /** A structural operation: namespaces and links moving between the ProxyVM and a NAT namespace. */
 export type StructOp =
-  | { readonly op: "netns-add"; readonly netns: string }
+  /** a new namespace, with `sysctls` written inside it before anything enters it */
+  | {
+      readonly op: "netns-add";
+      readonly netns: string;
+      readonly sysctls: readonly (readonly [string, string])[];
+    }
   | { readonly op: "netns-del"; readonly netns: string }
   /** Xen's vif from the ProxyVM into the NAT namespace */
   | { readonly op: "move-in"; readonly dev: string; readonly netns: string }
@@ -152,13 +157,13 @@ export function planProxySide(d: PlainVif | FakeVif): ProxyOp[] {
 export function planInside(d: FakeVif, options: PlanOptions = {}): InsideOp[] {
   const vif = d.vif;
   const peer = peerLinkName(vif);
-  const ops: InsideOp[] = [
-    { op: "addrgenmode-none", dev: vif },
-    { op: "addrgenmode-none", dev: peer },
-  ];
-  // a namespace made by this change holds nothing to flush
+  const ops: InsideOp[] = [];
+  // a namespace made by this change holds nothing to flush, and its links
+  // inherit addrgenmode none from it (NETNS_SYSCTLS)
   if (options.freshNamespace !== true) {
     ops.push(
+      { op: "addrgenmode-none", dev: vif },
+      { op: "addrgenmode-none", dev: peer },
       { op: "flush-addrs", dev: vif },
       { op: "flush-addrs", dev: peer },
       { op: "flush-routes", dev: vif },
@@ -312,6 +317,15 @@ export interface StructurePlan {
 const NOTHING: StructurePlan = { ops: [], gone: false };
 
 /**
+ * Written inside a new NAT namespace before any link enters it: every link
+ * (Xen's vif moved in, our veth end) then gets IPv6 address generation mode
+ * "none" without a request per link (see `planInside`).
+ */
+export const NETNS_SYSCTLS: readonly (readonly [string, string])[] = [
+  ["net/ipv6/conf/default/addr_gen_mode", "1"],
+];
+
+/**
  * Structural steps (namespaces, moves, veth pairs) from the observed shape to
  * the desired kind. Ordered by the kernel's name rules: a name is free in the
  * ProxyVM only after Xen's vif moved out (fake) or the agent's veth end is
@@ -329,7 +343,7 @@ export function planStructure(d: PlainVif | FakeVif, observed: ObservedStructure
     if (proxyLink === "ours")
       return netnsExists ? NOTHING : { ops: [{ op: "link-del", dev: vif }], gone: true };
     if (proxyLink === "xen") {
-      const create: StructOp[] = netnsExists ? [] : [{ op: "netns-add", netns }];
+      const create: StructOp[] = netnsExists ? [] : [{ op: "netns-add", netns, sysctls: NETNS_SYSCTLS }];
       return { ops: [...create, { op: "move-in", dev: vif, netns }, ...veth], gone: false };
     }
     // Xen's vif already inside (a step was interrupted): only the pair is missing.

@@ -13,7 +13,7 @@
  */
 import { SystemError } from "../../shared/errors.js";
 import { nativeNetns } from "../system/native.js";
-import { type LinkInfo, type NetlinkAdapter, openNetlink } from "../system/netlink.js";
+import { type LinkInfo, type NetlinkAdapter, openNetlink, watchLinkRemoval } from "../system/netlink.js";
 import {
   closeNetnsFd,
   createNetns,
@@ -28,7 +28,7 @@ import { listNftJson } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
 import { ANTISPOOF_TABLE, NAT_TABLE, XEN_VIF_MAC } from "./names.js";
-import { type InsideOp, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
+import { type InsideOp, NETNS_SYSCTLS, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
 
 const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
 
@@ -55,6 +55,11 @@ export interface NatSystem {
   readInnerMaps(): Promise<InnerMaps>;
   /** appends the ICMP inner-rewrite rules (icmp-inner.ts) to the anti-spoofing table's `icmp-inner` chain */
   addIcmpInnerRules(): Promise<void>;
+  /**
+   * Calls `onGone` once when the link `dev` leaves the namespace `netns`
+   * (see netlink.ts `watchLinkRemoval`); close the watch before deleting it.
+   */
+  watchLinkRemoval(netns: string, dev: string, onGone: () => void): { close(): void };
   /**
    * Exercises every in-process path of a bring-up (namespace, veth, move,
    * inside operations, a NAT table) on two throwaway namespaces, then removes
@@ -98,6 +103,13 @@ const nextSeq = () => {
   return seq;
 };
 
+/** Waits for all; rejects with the first failure in order (the kernel's first error). */
+export async function firstFailure(sent: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(sent);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}
+
 /** Opens the named namespace for the length of `use`: its fd and, on demand, a netlink adapter inside it. */
 async function inNamespace<T>(
   netns: string,
@@ -122,14 +134,11 @@ function missing(dev: string, netns?: string): SystemError {
 }
 
 async function insideOps(netns: string, netlink: NetlinkAdapter, ops: readonly InsideOp[]) {
-  const links = new Map<string, number>();
+  // the namespace holds a handful of links: one dump finds them all
+  const links = new Map((await netlink.listLinks()).map((link) => [link.name, link.index]));
   const index = async (dev: string) => {
-    let found = links.get(dev);
-    if (found === undefined) {
-      found = (await netlink.getLink(dev))?.index;
-      if (found === undefined) throw missing(dev, netns);
-      links.set(dev, found);
-    }
+    const found = links.get(dev);
+    if (found === undefined) throw missing(dev, netns);
     return found;
   };
   // Without flushes (dump-then-delete sequences) every request is independent:
@@ -190,7 +199,7 @@ async function warmUp(native: ReturnType<typeof nativeNetns>): Promise<void> {
   const b = `${WARMUP_PREFIX}${process.pid}-b`;
   try {
     await createNetns(a);
-    await createNetns(b);
+    await createNetns(b, NETNS_SYSCTLS);
     await inNamespace(a, (_fdA, insideA) =>
       inNamespace(b, async (fdB, insideB) => {
         // a veth pair across the two, one end moved over: the bring-up's netlink paths
@@ -201,7 +210,7 @@ async function warmUp(native: ReturnType<typeof nativeNetns>): Promise<void> {
           peerMac: XEN_VIF_MAC,
           peerNetnsFd: fdB,
         });
-        const w0 = await insideA().getLink("w0");
+        const w0 = (await insideA().listLinks()).find((link) => link.name === "w0");
         if (w0 !== undefined) await insideA().moveLink(w0.index, fdB);
         await insideOps(b, insideB(), [
           { op: "addrgenmode-none", dev: "w0" },
@@ -229,11 +238,6 @@ async function warmUp(native: ReturnType<typeof nativeNetns>): Promise<void> {
 export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
   const native = nativeNetns();
   ownNetnsFd(); // opened now, while certainly in the agent's own namespace
-  const proxyLink = async (dev: string) => {
-    const link = await netlink.getLink(dev);
-    if (link === undefined) throw missing(dev);
-    return link;
-  };
   const nftIn = async (script: string, netns: string) => {
     try {
       await inNamespace(netns, (fd) => native.nftRun(script, fd));
@@ -250,52 +254,105 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       throw new SystemError(`Cannot apply nft script: ${(error as Error).message}`, { cause: error });
     }
   };
+  /** The structural operations that are not sent in runs (see `structure`). */
+  const structureOp = async (op: StructOp): Promise<void> => {
+    switch (op.op) {
+      case "netns-add":
+        await createNetns(op.netns, op.sysctls);
+        return;
+      case "netns-del":
+        deleteNetns(op.netns);
+        return;
+      case "move-out":
+        await inNamespace(op.netns, async (_fd, inside) => {
+          const link = await inside().getLink(op.dev);
+          if (link === undefined) throw missing(op.dev, op.netns);
+          await inside().moveLink(link.index, ownNetnsFd());
+        });
+        return;
+      case "link-del": {
+        const link = await netlink.getLink(op.dev);
+        if (link !== undefined) await netlink.deleteLink(link.index);
+        return;
+      }
+      case "move-in":
+        await inNamespace(op.netns, (fd) => netlink.moveLinkByName(op.dev, fd));
+        return;
+      case "veth":
+        await inNamespace(op.netns, (fd) =>
+          netlink.createVeth({
+            name: op.peer,
+            mac: op.peerMac,
+            peer: op.dev,
+            peerMac: op.mac,
+            peerNetnsFd: fd,
+          }),
+        );
+        return;
+      case "alias":
+        await netlink.setAliasByName(op.dev, op.alias);
+        return;
+    }
+  };
   return {
     getLink: (name) => netlink.getLink(name),
     listLinks: () => netlink.listLinks(),
     netnsExists,
     listNetns,
     async structure(ops) {
-      for (const op of ops) {
-        switch (op.op) {
-          case "netns-add":
-            await createNetns(op.netns);
-            break;
-          case "netns-del":
-            deleteNetns(op.netns);
-            break;
-          case "move-in": {
-            const link = await proxyLink(op.dev);
-            await inNamespace(op.netns, (fd) => netlink.moveLink(link.index, fd));
-            break;
-          }
-          case "move-out":
-            await inNamespace(op.netns, async (_fd, inside) => {
-              const link = await inside().getLink(op.dev);
-              if (link === undefined) throw missing(op.dev, op.netns);
-              await inside().moveLink(link.index, ownNetnsFd());
-            });
-            break;
-          case "veth":
-            await inNamespace(op.netns, (fd) =>
-              netlink.createVeth({
-                name: op.peer,
-                mac: op.peerMac,
-                peer: op.dev,
-                peerMac: op.mac,
-                peerNetnsFd: fd,
-              }),
-            );
-            break;
-          case "alias":
-            await netlink.setAlias((await proxyLink(op.dev)).index, op.alias);
-            break;
-          case "link-del": {
-            const link = await netlink.getLink(op.dev);
-            if (link !== undefined) await netlink.deleteLink(link.index);
-            break;
-          }
+      // Runs of ProxyVM link requests (move in, veth, alias) are sent together,
+      // by name: the kernel runs them in the order sent (the veth's name is free
+      // once the move ran), and the whole run costs one wait instead of one per
+      // request plus the index look-ups.
+      let run: Promise<void>[] = [];
+      let fds: number[] = [];
+      const send = (request: (fd: number) => Promise<void>, netns: string) => {
+        const fd = openNetnsFd(netns);
+        fds.push(fd);
+        run.push(request(fd));
+      };
+      const wait = async () => {
+        try {
+          await firstFailure(run);
+        } finally {
+          for (const fd of fds) closeNetnsFd(fd);
+          run = [];
+          fds = [];
         }
+      };
+      try {
+        for (const op of ops) {
+          if (op.op === "move-in") {
+            send((fd) => netlink.moveLinkByName(op.dev, fd), op.netns);
+            continue;
+          }
+          if (op.op === "veth") {
+            send(
+              (fd) =>
+                netlink.createVeth({
+                  name: op.peer,
+                  mac: op.peerMac,
+                  peer: op.dev,
+                  peerMac: op.mac,
+                  peerNetnsFd: fd,
+                }),
+              op.netns,
+            );
+            continue;
+          }
+          if (op.op === "alias") {
+            run.push(netlink.setAliasByName(op.dev, op.alias));
+            continue;
+          }
+          await wait();
+          await structureOp(op);
+        }
+        await wait();
+      } catch (error) {
+        // whatever was sent is answered before the error goes up (no fd closed under a request)
+        await Promise.allSettled(run);
+        for (const fd of fds) closeNetnsFd(fd);
+        throw error;
       }
     },
     inside: (netns, ops) => inNamespace(netns, (_fd, inside) => insideOps(netns, inside(), ops)),
@@ -313,6 +370,14 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       const batch = encodeIcmpInnerBatch(ANTISPOOF_TABLE, ICMP_INNER_CHAIN, ICMP_SETS, nextSeq());
       return netlink.sendNfTablesBatch(batch.bytes, batch.ruleSeqs);
     },
+    watchLinkRemoval(netns, dev, onGone) {
+      const fd = openNetnsFd(netns);
+      try {
+        return watchLinkRemoval(fd, dev, onGone);
+      } finally {
+        closeNetnsFd(fd); // the socket keeps its own reference on the namespace
+      }
+    },
     warmUp: () => warmUp(native),
     pid: process.pid,
     dryRun: false,
@@ -328,7 +393,13 @@ export function createDryRunSystem(
   return {
     ...observe,
     async structure(ops) {
-      for (const op of ops) ip(renderStructOp(op, process.pid));
+      for (const op of ops) {
+        ip(renderStructOp(op, process.pid));
+        if (op.op === "netns-add") {
+          for (const [name, value] of op.sysctls)
+            ip(`netns exec ${op.netns} sysctl -qw ${name.replaceAll("/", ".")}=${value}`);
+        }
+      }
     },
     async inside(netns, ops) {
       for (const op of ops) ip(`-n ${netns} ${renderInsideOp(op)}`);
@@ -351,6 +422,7 @@ export function createDryRunSystem(
         `# nfnetlink (nft cannot express the checksum offsets): add rule inet ${ANTISPOOF_TABLE} ${ICMP_INNER_CHAIN} icmp type @${ICMP_ERRORS4} @th,160,32 set @th,160,32 map @${INNER4} (csum inet at th+18); icmpv6 type @${ICMP_ERRORS6} @th,128,128 set @th,128,128 map @${INNER6} (csum inet at th+2)\n`,
       );
     },
+    watchLinkRemoval: () => ({ close() {} }),
     warmUp: async () => undefined,
     pid: process.pid,
     dryRun: true,

@@ -11,8 +11,11 @@ import { SystemError } from "../../shared/errors.js";
 export interface NativeNetns {
   /** The calling (main) thread joins the network namespace of `fd` (sockets created meanwhile stay there). */
   setns(fd: number): void;
-  /** `ip netns add`: a new namespace bound at `path` (made on a worker thread). */
-  createNetns(path: string): Promise<void>;
+  /**
+   * `ip netns add`: a new namespace bound at `path` (made on a worker thread),
+   * with `sysctls` ([name below /proc/sys, value]) written inside it first.
+   */
+  createNetns(path: string, sysctls?: readonly (readonly [string, string])[]): Promise<void>;
   /** `ip netns del`: lazy unmount and unlink of `path`; nothing when already gone. */
   deleteNetns(path: string): void;
   /** One nft script as one transaction via libnftables, in the namespace of `fd` (-1: this one). */

@@ -48,6 +48,10 @@ export interface NetlinkAdapter {
   sendNfTablesBatch(bytes: Buffer, seqs: readonly number[]): Promise<void>;
   /** Moves a link into the network namespace of `netnsFd` (it is down there). */
   moveLink(index: number, netnsFd: number): Promise<void>;
+  /** `moveLink` by name (the request is sent before this returns: requests may be pipelined). */
+  moveLinkByName(name: string, netnsFd: number): Promise<void>;
+  /** Sets a link's alias, by name (sent before this returns). */
+  setAliasByName(name: string, alias: string): Promise<void>;
   /**
    * Creates a veth pair: `name` (MAC `mac`) here, its peer `peer` (MAC
    * `peerMac`) in the namespace of `peerNetnsFd`.
@@ -181,6 +185,46 @@ export interface OpenNetlinkOptions {
   readonly netnsFd?: number | undefined;
 }
 
+/**
+ * Watches the namespace of `netnsFd` for the removal of the link `name` (a
+ * VM's vif that Xen removed inside a NAT namespace, where the agent's own link
+ * events do not reach). One socket, subscribed to link events and created
+ * synchronously; it then asks once whether the link is there at all, so a
+ * removal just before the watch began is not missed. `onGone` runs at most
+ * once. The socket holds the namespace: close the watch before deleting it.
+ */
+export function watchLinkRemoval(netnsFd: number, name: string, onGone: () => void): { close(): void } {
+  const socket = withNetns(netnsFd, () =>
+    createRtNetlink({ recvBufferSize: 1 << 16, sendBufferSize: 1 << 12 }),
+  );
+  let done = false;
+  const gone = () => {
+    if (done) return;
+    done = true;
+    onGone();
+  };
+  socket.addMembership("LINK");
+  socket.socket.on("message", (messages: { type: number; data: Buffer }[]) => {
+    for (const message of messages) {
+      if (message.type === RTM_DELLINK && rt.parseLinkMessage(message.data).attrs.ifname === name) gone();
+    }
+  });
+  socket.getLink({}, { ifname: name }).then(
+    (found) => {
+      if (found.length === 0) gone();
+    },
+    (error: unknown) => {
+      if (GONE.has(errorCode(error))) gone();
+    },
+  );
+  return {
+    close() {
+      done = true;
+      socket.socket.close();
+    },
+  };
+}
+
 /** Opens the rtnetlink socket of the agent's network namespace, or of `netnsFd`'s. */
 export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
   // Every socket is created in the namespace (its namespace is fixed at creation).
@@ -293,6 +337,16 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
     async moveLink(index, netnsFd) {
       await attempt(`move link ${index} to another network namespace`, () =>
         socket.setLink({ index }, { netNsFd: netnsFd }),
+      );
+    },
+    async moveLinkByName(name, netnsFd) {
+      await attempt(`move link "${name}" to another network namespace`, () =>
+        socket.setLink({}, { ifname: name, netNsFd: netnsFd }),
+      );
+    },
+    async setAliasByName(name, alias) {
+      await attempt(`set the alias of link "${name}"`, () =>
+        socket.setLink({}, { ifname: name, ifalias: alias }),
       );
     },
     async createVeth({ name, mac, peer, peerMac, peerNetnsFd }) {

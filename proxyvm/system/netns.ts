@@ -37,10 +37,17 @@ function netnsPath(name: string): string {
   return `${NETNS_DIR}/${name}`;
 }
 
-/** `ip netns add NAME`, in-process. Fails when the name exists. */
-export async function createNetns(name: string): Promise<void> {
+/**
+ * `ip netns add NAME`, in-process. Fails when the name exists. `sysctls`
+ * (e.g. `["net/ipv6/conf/default/addr_gen_mode", "1"]`) are written inside the
+ * new namespace before anything can enter it; a sysctl the kernel lacks is skipped.
+ */
+export async function createNetns(
+  name: string,
+  sysctls: readonly (readonly [string, string])[] = [],
+): Promise<void> {
   try {
-    await nativeNetns().createNetns(netnsPath(name));
+    await nativeNetns().createNetns(netnsPath(name), sysctls);
   } catch (error) {
     throw new SystemError((error as Error).message, { cause: error });
   }

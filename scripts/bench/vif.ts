@@ -5,7 +5,8 @@
  * daemon's control socket exactly as the hook does (one vif at a time, each
  * waited for), next to the kernel floor measured in the same run: the time of
  * one `ip link set DEV netns NS` move of a fresh veth end, the one kernel
- * operation the design cannot avoid. Also the daemon's resident memory with
+ * operation the design cannot avoid (the median of up to 18 moves: before the
+ * bring-up, between vifs and after the teardown, as the machine drifts). Also the daemon's resident memory with
  * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200]`.
  * Every namespace it makes is named uniquely and removed at the end.
  */
@@ -22,7 +23,10 @@ import { connectQubesDb } from "../../shared/qubesdb/index.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_JS = resolve(here, "../../proxyvm/cli/qubes-fakeip-agent.js");
 const DAEMON_JS = resolve(here, "../../shared/qubesdb/cli/qubesdb-daemon.js");
-const FLOOR_SAMPLES = 7;
+/** floor samples before the bring-up and after the teardown; more are taken between vifs (see `round`) */
+const FLOOR_SAMPLES = 4;
+/** at most this many floor samples interleaved with the bring-up */
+const FLOOR_DURING = 10;
 
 const tag = `${(process.pid % 1296).toString(36)}${randomBytes(2).toString("hex")}`;
 const made: string[] = [];
@@ -38,25 +42,20 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-async function measureFloor(proxy: string, target: string): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < FLOOR_SAMPLES; i++) {
-    await execa("ip", ["-n", proxy, "link", "add", `fl${i}a`, "type", "veth", "peer", "name", `fl${i}b`]);
-    const start = performance.now();
-    await execa("nsenter", [
-      `--net=/run/netns/${proxy}`,
-      "ip",
-      "link",
-      "set",
-      "dev",
-      `fl${i}b`,
-      "netns",
-      target,
-    ]);
-    samples.push(performance.now() - start);
-    await execa("ip", ["-n", proxy, "link", "del", `fl${i}a`]);
-  }
-  return median(samples);
+/** One floor sample: the move of a fresh veth end from `proxy` to `target`, as one `ip` command. */
+async function floorSample(proxy: string, target: string): Promise<number> {
+  await execa("ip", ["-n", proxy, "link", "add", "fla", "type", "veth", "peer", "name", "flb"]);
+  const start = performance.now();
+  await execa("nsenter", [`--net=/run/netns/${proxy}`, "ip", "link", "set", "dev", "flb", "netns", target]);
+  const ms = performance.now() - start;
+  await execa("ip", ["-n", target, "link", "del", "flb"]);
+  return ms;
+}
+
+async function measureFloor(proxy: string, target: string, samples: number): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < samples; i++) ms.push(await floorSample(proxy, target));
+  return ms;
 }
 
 function waitReady(child: ChildProcess): Promise<void> {
@@ -136,23 +135,27 @@ async function round(count: number): Promise<Round> {
       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, QUBES_FAKEIP_LOG: "info" } },
     );
     await waitReady(agent);
-    const floorMs = await measureFloor(proxy, floorNs);
-
-    let start = performance.now();
-    for (const v of vifs) {
+    // The machine drifts: floor samples before, between the vifs (outside their
+    // timing) and after, so the floor and the bring-up see the same machine.
+    const floor = await measureFloor(proxy, floorNs, FLOOR_SAMPLES);
+    const every = Math.max(1, Math.ceil(count / FLOOR_DURING));
+    let upMs = 0;
+    for (const [i, v] of vifs.entries()) {
+      if (i % every === 0) floor.push(await floorSample(proxy, floorNs));
+      const began = performance.now();
       const reply = await sendControlRequest(control, {
         type: "vif",
         command: "online",
         vif: v.vif,
         ip: v.ip,
       });
+      upMs += performance.now() - began;
       if (reply?.ok !== true) throw new Error(`Cannot bring up ${v.vif}: ${reply?.error ?? "no daemon"}`);
     }
-    const upMs = performance.now() - start;
     const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
     const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
 
-    start = performance.now();
+    const start = performance.now();
     for (const v of vifs) {
       const reply = await sendControlRequest(control, {
         type: "vif",
@@ -163,6 +166,8 @@ async function round(count: number): Promise<Round> {
       if (reply?.ok !== true) throw new Error(`Cannot tear down ${v.vif}: ${reply?.error ?? "no daemon"}`);
     }
     const downMs = performance.now() - start;
+    floor.push(...(await measureFloor(proxy, floorNs, FLOOR_SAMPLES)));
+    const floorMs = median(floor);
     return { count, floorMs, upMs, downMs, rssKiB };
   } finally {
     agent?.kill("SIGKILL");

@@ -67,3 +67,33 @@ t.test("a vif that disappears is cleaned up without offline", { skip }, async (t
   ]);
   t.notMatch(String(set.stdout), "10.137.0.51", "its allow-list entry is gone");
 });
+
+t.test(
+  "a fake-IP VM's vif that disappears inside its NAT namespace is cleaned up without offline",
+  { skip },
+  async (t) => {
+    // Xen's vif of a fake-IP VM lives in the NAT namespace, out of reach of the
+    // agent's own link events; the agent watches each such namespace.
+    const topo = await createTopology(t);
+    await topo.startDaemon();
+    const vm = await addFakeVm(topo, "10.137.0.52", V, G);
+    const other = await addFakeVm(topo, "10.137.0.53", V, G);
+    t.ok(existsSync(`/run/netns/${vm.vif}-nat`));
+    await removeNetns(vm.ns); // the VM's end goes, and Xen's vif in the NAT namespace with it
+    t.ok(await waitFor(() => !existsSync(`/run/netns/${vm.vif}-nat`), 5000), "its NAT namespace is removed");
+    t.ok(
+      await waitFor(() => !existsSync(`${topo.stateDir}/vifs/${vm.vif}.json`), 5000),
+      "its facts are dropped",
+    );
+    t.same((await status(topo)).vifs[vm.vif], undefined, "status no longer lists it");
+    t.ok(
+      await waitFor(
+        async () => (await linkIndex(topo.proxy, vm.vif).catch(() => undefined)) === undefined,
+        5000,
+      ),
+      "the ProxyVM end of its veth pair is gone",
+    );
+    t.equal(await askUpstream(other.ns), "10.137.0.53", "the VM beside it keeps working");
+    t.equal((await status(topo)).vifs[other.vif]?.state, "forwarding");
+  },
+);
