@@ -93,7 +93,10 @@ export async function applyVif(
       : previous === undefined
         ? {}
         : { remove: [vif] };
-  const plan = planVif(desired, { freshNamespace: structure.ops.some((op) => op.op === "netns-add") });
+  const plan = planVif(desired, {
+    freshNamespace: structure.ops.some((op) => op.op === "netns-add"),
+    owner: sys.owner,
+  });
   const allowing = allow.change(wanted, [], ndp);
   // `allowing` is awaited below; this only keeps a rejection from being reported as unhandled meanwhile
   allowing.catch(() => undefined);

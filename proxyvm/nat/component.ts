@@ -21,7 +21,7 @@ import type { VifStore } from "../state.js";
 import { createAllowList } from "./allow-list.js";
 import { planConnected } from "./antispoof.js";
 import { applyVif, observeStructure } from "./apply.js";
-import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS } from "./names.js";
+import { ANTISPOOF_KEY, isVifName, natNetnsName, OWNED_ALIAS, vifOfNetns } from "./names.js";
 import { type ObservedStructure, planVif } from "./plan.js";
 import type { NatSystem } from "./system.js";
 
@@ -296,12 +296,20 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       // namespace is then ours too); orphans are removed by their sync. Named
       // namespaces are host-wide (/run/netns), so one merely named `vif*-nat`
       // may belong to another ProxyVM namespace on this host (the lab, tests):
-      // it is never adopted by name alone.
+      // it is never adopted by name alone (only with our mark on its loopback).
       converged.clear();
       factsEpoch++;
       const keys = new Set<string>([ANTISPOOF_KEY, ...store.all().keys()]);
       for (const link of await system.listLinks()) {
         if (link.alias === OWNED_ALIAS && isVifName(link.name)) keys.add(link.name);
+      }
+      // a NAT namespace left with no record and no veth end (the state lost):
+      // ours only when its loopback carries this ProxyVM's mark
+      for (const name of system.listNetns()) {
+        const vif = vifOfNetns(name);
+        if (vif !== undefined && !keys.has(vif) && (await system.namespaceOwner(name)) === system.owner) {
+          keys.add(vif);
+        }
       }
       return [...keys];
     },

@@ -13,6 +13,15 @@ export const ANTISPOOF_TABLE = "qubes-fakeip-antispoof";
  * It tells that `vifX.Y` apart from Xen's own `vifX.Y` (same name, same MAC).
  */
 export const OWNED_ALIAS = "qubes-fakeip-nat";
+/**
+ * The alias a NAT namespace's loopback carries: which ProxyVM namespace (by
+ * its inode, unique while it lives) made it. Names are host-wide (/run/netns),
+ * and more than one ProxyVM namespace may share a host (the lab, tests).
+ */
+export function ownerMark(proxyvmNetnsInode: number | bigint): string {
+  return `qubes-fakeip-nat owner=${proxyvmNetnsInode}`;
+}
+
 /** Xen's netback gives every vif this MAC; the NAT path forwards frames without rewriting MACs. */
 export const XEN_VIF_MAC = "fe:ff:ff:ff:ff:ff";
 /** The reconcile key of the ProxyVM-wide anti-spoofing table (not a vif name, so never collides). */

@@ -43,7 +43,9 @@ export type InsideOp =
   | { readonly op: "addr"; readonly dev: string; readonly address: string; readonly prefix: number }
   | { readonly op: "link-up"; readonly dev: string }
   | { readonly op: "route"; readonly dev: string; readonly dst: string; readonly prefix: number }
-  | { readonly op: "neigh"; readonly dev: string; readonly address: string; readonly mac: string };
+  | { readonly op: "neigh"; readonly dev: string; readonly address: string; readonly mac: string }
+  /** the namespace's owner mark, on its loopback (see names.ts `ownerMark`) */
+  | { readonly op: "alias"; readonly dev: string; readonly alias: string };
 
 /** A structural operation: namespaces and links moving between the ProxyVM and a NAT namespace. */
 export type StructOp =
@@ -84,6 +86,12 @@ export interface PlanOptions {
    * kernel wait out an RCU grace period for the removed hooks, 10-30 ms.
    */
   readonly freshNamespace?: boolean;
+  /**
+   * The ProxyVM's owner mark (names.ts `ownerMark`), put on the namespace's
+   * loopback: a namespace found at start without any other record is removed
+   * only when it carries this agent's mark (namespace names are host-wide).
+   */
+  readonly owner?: string;
 }
 
 /** ICMP error types that embed the offending packet's header (RFC 792); ICMPv6 likewise (RFC 4443). */
@@ -178,6 +186,7 @@ export function planInside(d: FakeVif, options: PlanOptions = {}): InsideOp[] {
   if (v6 && d.visible.gateway6 !== undefined) {
     ops.push({ op: "addr", dev: vif, address: d.visible.gateway6, prefix: 128 });
   }
+  if (options.owner !== undefined) ops.push({ op: "alias", dev: "lo", alias: options.owner });
   ops.push(
     { op: "link-up", dev: vif },
     { op: "link-up", dev: peer },
@@ -212,6 +221,8 @@ export function renderInsideOp(op: InsideOp): string {
       return `route replace ${op.dst}/${op.prefix} dev ${op.dev}`;
     case "neigh":
       return `neigh replace ${op.address} lladdr ${op.mac} dev ${op.dev} nud permanent`;
+    case "alias":
+      return `link set dev ${op.dev} alias "${op.alias}"`;
   }
 }
 

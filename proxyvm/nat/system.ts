@@ -11,6 +11,7 @@
  * /proc/sys. Each process it replaced cost 5-10 ms per step (issue 5's
  * bring-up budget is 1.3x one link move, ~25-30 ms, for everything).
  */
+import { statSync } from "node:fs";
 import { SystemError } from "../../shared/errors.js";
 import { nativeNetns } from "../system/native.js";
 import { type LinkInfo, type NetlinkAdapter, openNetlink, watchLinkRemoval } from "../system/netlink.js";
@@ -27,7 +28,7 @@ import {
 import { listNftJson } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
-import { ANTISPOOF_TABLE, NAT_TABLE, XEN_VIF_MAC } from "./names.js";
+import { ANTISPOOF_TABLE, NAT_TABLE, ownerMark, XEN_VIF_MAC } from "./names.js";
 import { type InsideOp, NETNS_SYSCTLS, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
 
 const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
@@ -66,6 +67,10 @@ export interface NatSystem {
    * them (see AgentComponent.warmUp).
    */
   warmUp(): Promise<void>;
+  /** this ProxyVM's owner mark for its NAT namespaces (names.ts `ownerMark`) */
+  readonly owner: string;
+  /** the owner mark of a NAT namespace (its loopback's alias); undefined when it has none or cannot be read */
+  namespaceOwner(netns: string): Promise<string | undefined>;
   /** the agent's pid: `ip -n NS link set DEV netns PID` names the ProxyVM with it (dry-run text) */
   readonly pid: number;
   /** `true` when mutations are only printed: links planned but not created are then assumed */
@@ -174,6 +179,8 @@ function insideOp(netlink: NetlinkAdapter, at: number, op: InsideOp): Promise<vo
       return netlink.replaceRoute(at, op.dst, op.prefix, 0);
     case "neigh":
       return netlink.replaceNeighbour(at, op.address, op.mac);
+    case "alias":
+      return netlink.setAlias(at, op.alias);
   }
 }
 
@@ -370,6 +377,14 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       const batch = encodeIcmpInnerBatch(ANTISPOOF_TABLE, ICMP_INNER_CHAIN, ICMP_SETS, nextSeq());
       return netlink.sendNfTablesBatch(batch.bytes, batch.ruleSeqs);
     },
+    owner: ownerMark(statSync("/proc/thread-self/ns/net").ino),
+    async namespaceOwner(netns) {
+      try {
+        return await inNamespace(netns, async (_fd, inside) => (await inside().getLink("lo"))?.alias);
+      } catch {
+        return undefined;
+      }
+    },
     watchLinkRemoval(netns, dev, onGone) {
       const fd = openNetnsFd(netns);
       try {
@@ -423,6 +438,8 @@ export function createDryRunSystem(
       );
     },
     watchLinkRemoval: () => ({ close() {} }),
+    owner: ownerMark(statSync("/proc/thread-self/ns/net").ino),
+    namespaceOwner: async () => undefined,
     warmUp: async () => undefined,
     pid: process.pid,
     dryRun: true,

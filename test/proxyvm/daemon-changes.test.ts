@@ -2,10 +2,10 @@
  * The agent as a daemon: live changes from QubesDB, invalid values, kill -9 and restart.
  */
 
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { execa } from "execa";
 import t from "tap";
-import { netnsSkipReason, waitFor } from "../helpers/netns.js";
+import { netnsSkipReason, removeNetns, waitFor } from "../helpers/netns.js";
 import {
   addFakeVm,
   askUpstream,
@@ -101,3 +101,31 @@ t.test("an invalid visible IP in QubesDB blocks only that VM and shows why", { s
   t.equal(await askUpstream(a.ns, UPSTREAM, { timeoutMs: 600 }), "", "the blocked VM forwards nothing");
   t.equal(await askUpstream(b.ns), "10.137.0.62", "the other VM is unaffected");
 });
+
+t.test(
+  "a NAT namespace whose record and veth pair are lost is removed at start only when it carries this agent's mark",
+  { skip },
+  async (t) => {
+    const topo = await createTopology(t);
+    const first = await topo.startDaemon();
+    const vm = await addFakeVm(topo, "10.137.0.44", V, G);
+    const lo = (await execa("ip", ["-n", `${vm.vif}-nat`, "-j", "link", "show", "dev", "lo"])).stdout;
+    t.match(
+      JSON.parse(lo)[0]?.ifalias,
+      /^qubes-fakeip-nat owner=\d+$/,
+      "the namespace carries its owner's mark",
+    );
+    await first.stop("SIGTERM");
+    // the state is lost: no record, no veth pair (so no owned link in the ProxyVM either)
+    rmSync(`${topo.stateDir}/vifs/${vm.vif}.json`);
+    await execa("ip", ["-n", topo.proxy, "link", "del", "dev", vm.vif]);
+    // a namespace of the same shape made by someone else (another ProxyVM namespace on this host)
+    const foreign = `vif${20000 + Math.floor(Math.random() * 10000)}.0-nat`;
+    await execa("ip", ["netns", "add", foreign]);
+    t.teardown(() => removeNetns(foreign));
+    const second = await topo.startDaemon();
+    t.ok(await waitFor(() => !existsSync(`/run/netns/${vm.vif}-nat`), 5000), "ours is removed");
+    t.ok(existsSync(`/run/netns/${foreign}`), "the unmarked one is left alone");
+    t.notMatch(second.log(), /WARN|ERROR/, "a clean start");
+  },
+);
