@@ -7,7 +7,8 @@
  * one `ip link set DEV netns NS` move of a fresh veth end, the one kernel
  * operation the design cannot avoid (the median of up to 18 moves: before the
  * bring-up, between vifs and after the teardown, as the machine drifts). Also the daemon's resident memory with
- * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200]`.
+ * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200] [--repeat N]`
+ * (`--repeat`: N rounds of each size, each with a fresh agent, and their medians).
  * Every namespace it makes is named uniquely and removed at the end.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -181,20 +182,38 @@ async function round(count: number): Promise<Round> {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error("Cannot run the vif bench: it needs root (network namespaces)");
-  const counts = (process.argv[2] ?? "1,50,200").split(",").map(Number);
+  const args = process.argv.slice(2);
+  const repeatAt = args.indexOf("--repeat");
+  const repeat = repeatAt < 0 ? 1 : Number(args.splice(repeatAt, 2)[1]);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat needs a whole number of rounds");
+  const counts = (args[0] ?? "1,50,200").split(",").map(Number);
   const rows: string[] = [
     "| vifs | floor (1 move) | bring-up total | per vif | per vif / floor | teardown total | per vif | agent RSS |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
+  const summary: string[] = [];
+  const f = (ms: number) => `${ms.toFixed(1)} ms`;
   for (const count of counts) {
-    const r = await round(count);
-    const f = (ms: number) => `${ms.toFixed(1)} ms`;
-    rows.push(
-      `| ${count} | ${f(r.floorMs)} | ${f(r.upMs)} | ${f(r.upMs / count)} | ${(r.upMs / count / r.floorMs).toFixed(2)} | ${f(r.downMs)} | ${f(r.downMs / count)} | ${(r.rssKiB / 1024).toFixed(1)} MiB |`,
-    );
-    process.stderr.write(`${rows.at(-1)}\n`);
+    const ratios: number[] = [];
+    const downs: number[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const r = await round(count);
+      ratios.push(r.upMs / count / r.floorMs);
+      downs.push(r.downMs / count);
+      rows.push(
+        `| ${count} | ${f(r.floorMs)} | ${f(r.upMs)} | ${f(r.upMs / count)} | ${(r.upMs / count / r.floorMs).toFixed(2)} | ${f(r.downMs)} | ${f(r.downMs / count)} | ${(r.rssKiB / 1024).toFixed(1)} MiB |`,
+      );
+      process.stderr.write(`${rows.at(-1)}\n`);
+    }
+    if (repeat > 1) {
+      const range = (values: number[], digits: number) =>
+        `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
+      summary.push(
+        `${count} vifs, ${repeat} rounds: per vif / floor median ${range(ratios, 2)}, teardown per vif median ${range(downs, 1)} ms`,
+      );
+    }
   }
-  process.stdout.write(`${rows.join("\n")}\n`);
+  process.stdout.write(`${[...rows, "", ...summary].join("\n")}\n`);
 }
 
 main().catch((error: unknown) => {
