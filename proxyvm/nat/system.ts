@@ -307,10 +307,13 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
     netnsExists,
     listNetns,
     async structure(ops) {
-      // Runs of ProxyVM link requests (move in, veth, alias) are sent together,
-      // by name: the kernel runs them in the order sent (the veth's name is free
-      // once the move ran), and the whole run costs one wait instead of one per
-      // request plus the index look-ups.
+      // Runs of ProxyVM link requests (the move in, the veth pair) are sent
+      // together, by name: the kernel runs them in the order sent (the veth's
+      // name is free once the move ran), and the run costs one wait instead of
+      // one per request plus an index look-up. Whatever fails, nothing wrong is
+      // left: a move that fails leaves the name taken, so the pair is refused.
+      // The alias (our ownership mark) is never sent in a run: were the pair
+      // refused, it would mark Xen's own vif as ours.
       let run: Promise<void>[] = [];
       let fds: number[] = [];
       const send = (request: (fd: number) => Promise<void>, netns: string) => {
@@ -345,10 +348,6 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
                 }),
               op.netns,
             );
-            continue;
-          }
-          if (op.op === "alias") {
-            run.push(netlink.setAliasByName(op.dev, op.alias));
             continue;
           }
           await wait();

@@ -3,8 +3,9 @@
  */
 
 import { existsSync } from "node:fs";
+import { execa } from "execa";
 import t from "tap";
-import { inNetns, ipJson, netnsSkipReason } from "../helpers/netns.js";
+import { inNetns, ipJson, netnsSkipReason, removeNetns } from "../helpers/netns.js";
 import { addFakeVm, askUpstream, createTopology, UPSTREAM } from "./topology.js";
 
 const V = "10.200.0.10";
@@ -77,3 +78,28 @@ t.test(
     t.same(await ipJson(topo.proxy, ["link", "show", "dev", vm.vif]), before, "nothing was touched");
   },
 );
+
+t.test("a move that fails never marks Xen's own vif as the agent's", { skip }, async (t) => {
+  // The move, the veth pair and the ownership mark go to the kernel by name; the
+  // mark must only ever land on the pair the agent created. Here the move is
+  // refused (the NAT namespace already holds a link of that name), so the pair
+  // is refused too (the name is still Xen's) and the mark must not be set.
+  const topo = await createTopology(t);
+  const vm = await topo.addVm({ native: "10.137.0.72", address: V, gatewayOfVm: G });
+  await topo.write("/mapped-ip/10.137.0.72/visible-ip", V);
+  await topo.write("/mapped-ip/10.137.0.72/visible-gateway", G);
+  const nat = `${vm.vif}-nat`;
+  await execa("ip", ["netns", "add", nat]);
+  t.teardown(() => removeNetns(nat));
+  await execa("ip", ["-n", nat, "link", "add", "dev", vm.vif, "type", "veth", "peer", "name", "squat0"]);
+  const result = await topo.agent(["vif", "online", vm.vif, "--ip", "10.137.0.72"], { reject: false });
+  t.equal(result.exitCode, 1, "the hook fails");
+  t.match(result.stderr, vm.vif, "naming the vif");
+  const [xen] = (await ipJson(topo.proxy, ["link", "show", "dev", vm.vif])) as {
+    ifalias?: string;
+    link_type: string;
+  }[];
+  t.ok(xen !== undefined, "Xen's vif is still in the ProxyVM");
+  t.not(xen?.ifalias, "qubes-fakeip-nat", "and not marked as the agent's");
+  t.equal(await askUpstream(vm.ns, UPSTREAM, { timeoutMs: 1000 }), "", "nothing is forwarded");
+});
