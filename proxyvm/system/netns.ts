@@ -95,7 +95,14 @@ export function withNetns<T>(fd: number | undefined, make: () => T): T {
   try {
     return make();
   } finally {
-    native.setns(own);
+    try {
+      native.setns(own);
+    } catch (error) {
+      // Staying here would put every later socket in the wrong namespace: stop
+      // (systemd restarts the agent; the data plane is untouched meanwhile).
+      process.stderr.write(`FATAL cannot return to the agent's network namespace: ${String(error)}\n`);
+      process.abort();
+    }
   }
 }
 
