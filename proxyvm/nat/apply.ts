@@ -24,7 +24,8 @@ export interface Addresses {
 }
 
 export type ApplyOutcome =
-  | { readonly result: "applied"; readonly applied: Addresses }
+  /** `shape`: what the kernel now holds for the vif (known from the steps that succeeded, not looked at) */
+  | { readonly result: "applied"; readonly applied: Addresses; readonly shape: ObservedStructure }
   | { readonly result: "removed" }
   | { readonly result: "blocked" }
   /** Xen's vif exists nowhere any more: everything was removed */
@@ -131,7 +132,11 @@ export async function applyVif(
     await allow.change([], wanted, { remove: [vif] }).catch(() => undefined);
     throw error;
   }
-  return { result: "applied", applied: desired.native };
+  const shape: ObservedStructure =
+    desired.kind === "fake"
+      ? { netnsExists: true, proxyLink: "ours" }
+      : { netnsExists: false, proxyLink: "xen" };
+  return { result: "applied", applied: desired.native, shape };
 }
 
 async function findLink(sys: NatSystem, name: string): Promise<LinkInfo> {

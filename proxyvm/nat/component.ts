@@ -243,7 +243,7 @@ export function createNatComponent(ctx: AgentContext, options: NatComponentOptio
       if (outcome.result === "applied") {
         if (event !== undefined) store.put(vif, { event, applied: outcome.applied });
         record = store.get(vif);
-        converged.set(vif, await fingerprint());
+        converged.set(vif, await fingerprint(outcome.shape));
         statuses.set(vif, { ...base, state: "forwarding" });
       } else if (outcome.result === "blocked") {
         if (event !== undefined) store.put(vif, { event });
