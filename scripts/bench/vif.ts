@@ -139,6 +139,8 @@ async function round(count: number): Promise<Round> {
     // The machine drifts: floor samples before, between the vifs (outside their
     // timing) and after, so the floor and the bring-up see the same machine.
     const floor = await measureFloor(proxy, floorNs, FLOOR_SAMPLES);
+    // the bench's own client code path, untimed (a real hook is a fresh process each time anyway)
+    await sendControlRequest(control, { type: "status" });
     const every = Math.max(1, Math.ceil(count / FLOOR_DURING));
     let upMs = 0;
     for (const [i, v] of vifs.entries()) {
