@@ -141,7 +141,7 @@ function missing(dev: string, netns?: string): SystemError {
 async function insideOps(netns: string, netlink: NetlinkAdapter, ops: readonly InsideOp[]) {
   // the namespace holds a handful of links: one dump finds them all
   const links = new Map((await netlink.listLinks()).map((link) => [link.name, link.index]));
-  const index = async (dev: string) => {
+  const index = (dev: string) => {
     const found = links.get(dev);
     if (found === undefined) throw missing(dev, netns);
     return found;
@@ -150,14 +150,11 @@ async function insideOps(netns: string, netlink: NetlinkAdapter, ops: readonly I
   // all are sent at once, and the kernel runs them in the order sent (each
   // sendmsg is processed before it returns), so ordering still holds.
   if (!ops.some((op) => op.op.startsWith("flush-"))) {
-    for (const op of ops) await index(op.dev);
-    const sent = ops.map((op) => insideOp(netlink, links.get(op.dev) ?? 0, op));
-    const results = await Promise.allSettled(sent);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed !== undefined) throw failed.reason;
+    const at = ops.map((op) => index(op.dev)); // every link is there before anything is sent
+    await firstFailure(ops.map((op, i) => insideOp(netlink, at[i] ?? 0, op)));
     return;
   }
-  for (const op of ops) await insideOp(netlink, await index(op.dev), op);
+  for (const op of ops) await insideOp(netlink, index(op.dev), op);
 }
 
 /** Starts one inside operation; its request is sent before this returns (see `insideOps`). */
