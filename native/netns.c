@@ -24,7 +24,8 @@
  *   nftRun(script, fd)      one nft script as one transaction through
  *                           libnftables (the library `nft` itself is), in the
  *                           namespace of `fd` (-1: the agent's own), on a
- *                           worker thread; rejects with nft's own message.
+ *                           worker thread; resolves with what nft printed (a
+ *                           `list` command's text), rejects with its message.
  *
  * libnftables is opened with dlopen at first use, so building this needs no
  * nftables headers and loading it does not need nftables installed.
@@ -146,6 +147,7 @@ typedef struct {
   char *script;
   int fd;
   int failed;
+  char *output;
   size_t sysctl_count;
   char *sysctl_name[MAX_SYSCTLS];
   char *sysctl_value[MAX_SYSCTLS];
@@ -234,6 +236,7 @@ static struct {
   int (*buffer_output)(struct nft_ctx *);
   int (*buffer_error)(struct nft_ctx *);
   const char *(*get_error)(struct nft_ctx *);
+  const char *(*get_output)(struct nft_ctx *);
   int (*run)(struct nft_ctx *, const char *);
   int loaded;
   char why[512];
@@ -254,9 +257,10 @@ static int load_nft(void) {
   *(void **)&nft.buffer_output = dlsym(lib, "nft_ctx_buffer_output");
   *(void **)&nft.buffer_error = dlsym(lib, "nft_ctx_buffer_error");
   *(void **)&nft.get_error = dlsym(lib, "nft_ctx_get_error_buffer");
+  *(void **)&nft.get_output = dlsym(lib, "nft_ctx_get_output_buffer");
   *(void **)&nft.run = dlsym(lib, "nft_run_cmd_from_buffer");
   if (!nft.ctx_new || !nft.ctx_free || !nft.buffer_output || !nft.buffer_error || !nft.get_error ||
-      !nft.run) {
+      !nft.get_output || !nft.run) {
     snprintf(nft.why, sizeof nft.why, "libnftables.so.1 lacks a function this agent uses");
     nft.loaded = -1;
     return -1;
@@ -298,6 +302,9 @@ static void nft_execute(napi_env env, void *data) {
       const char *text = nft.get_error(ctx);
       snprintf(job->err, ERR_SIZE, "%s", text != NULL && text[0] != '\0' ? text : "nft failed");
       job->failed = 1;
+    } else {
+      const char *text = nft.get_output(ctx);
+      job->output = strdup(text != NULL ? text : "");
     }
     nft.ctx_free(ctx);
   }
@@ -319,6 +326,10 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_create_string_utf8(env, job->err, length, &message);
     napi_create_error(env, NULL, message, &error);
     napi_reject_deferred(env, job->deferred, error);
+  } else if (job->output != NULL) {
+    napi_value output;
+    napi_create_string_utf8(env, job->output, NAPI_AUTO_LENGTH, &output);
+    napi_resolve_deferred(env, job->deferred, output);
   } else {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
@@ -326,6 +337,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   }
   napi_delete_async_work(env, job->work);
   free(job->script);
+  free(job->output);
   free_job(job);
 }
 

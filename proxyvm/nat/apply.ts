@@ -94,10 +94,8 @@ export async function applyVif(
       : previous === undefined
         ? {}
         : { remove: [vif] };
-  const plan = planVif(desired, {
-    freshNamespace: structure.ops.some((op) => op.op === "netns-add"),
-    owner: sys.owner,
-  });
+  const fresh = structure.ops.some((op) => op.op === "netns-add");
+  const plan = planVif(desired, { freshNamespace: fresh, owner: sys.owner });
   const allowing = allow.change(wanted, [], ndp);
   // `allowing` is awaited below; this only keeps a rejection from being reported as unhandled meanwhile
   allowing.catch(() => undefined);
@@ -116,7 +114,11 @@ export async function applyVif(
   //    not route); at worst its own kernel answers for N for a moment.
   if (plan.namespace !== undefined) {
     const ns = plan.namespace;
-    steps.push(sys.inside(ns.name, ns.inside), sys.nft(ns.nft, ns.name));
+    // a table already carrying the planned mark stays (restart, SIGHUP): no grace period
+    const table = fresh
+      ? sys.nft(ns.nft, ns.name)
+      : sys.natTableMark(ns.name).then((mark) => (mark === ns.mark ? undefined : sys.nft(ns.nft, ns.name)));
+    steps.push(sys.inside(ns.name, ns.inside), table);
   }
   steps.push(applyProxyOps(sys, desired, plan.proxyvm));
   const results = await Promise.allSettled(steps);

@@ -29,7 +29,14 @@ import { listNftJson } from "../system/nft.js";
 import { ICMP_ERRORS4, ICMP_ERRORS6, ICMP_INNER_CHAIN, INNER4, INNER6, type InnerMaps } from "./antispoof.js";
 import { encodeIcmpInnerBatch } from "./icmp-inner.js";
 import { ANTISPOOF_TABLE, NAT_TABLE, ownerMark, XEN_VIF_MAC } from "./names.js";
-import { type InsideOp, NETNS_SYSCTLS, renderInsideOp, renderStructOp, type StructOp } from "./plan.js";
+import {
+  type InsideOp,
+  NETNS_SYSCTLS,
+  readNatTableMark,
+  renderInsideOp,
+  renderStructOp,
+  type StructOp,
+} from "./plan.js";
 
 const ICMP_SETS = { errors4: ICMP_ERRORS4, errors6: ICMP_ERRORS6, inner4: INNER4, inner6: INNER6 };
 
@@ -44,6 +51,8 @@ export interface NatSystem {
   inside(netns: string, ops: readonly InsideOp[]): Promise<void>;
   /** One nft transaction, in the named namespace or the ProxyVM. */
   nft(script: string, netns?: string): Promise<void>;
+  /** The mark of the NAT table in `netns` (plan.ts `natTableMark`); undefined when there is none. */
+  natTableMark(netns: string): Promise<string | undefined>;
   sysctl(path: string, value: string): void;
   setLinkUp(link: LinkInfo): Promise<void>;
   replaceAddress(link: LinkInfo, address: string, prefix: number): Promise<void>;
@@ -360,6 +369,16 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
     },
     inside: (netns, ops) => inNamespace(netns, (_fd, inside) => insideOps(netns, inside(), ops)),
     nft: (script, netns) => (netns === undefined ? nftHere(script) : nftIn(script, netns)),
+    async natTableMark(netns) {
+      try {
+        const listing = await inNamespace(netns, (fd) =>
+          native.nftRun(`list table netdev ${NAT_TABLE}\n`, fd),
+        );
+        return readNatTableMark(listing);
+      } catch {
+        return undefined; // no table (or no namespace): nothing to keep
+      }
+    },
     sysctl: writeSysctl,
     setLinkUp: (link) => (link.up ? Promise.resolve() : netlink.setLinkUp(link.index)),
     replaceAddress: (link, address, prefix) => netlink.replaceAddress(link.index, address, prefix),
@@ -434,6 +453,7 @@ export function createDryRunSystem(
       );
     },
     watchLinkRemoval: () => ({ close() {} }),
+    natTableMark: async () => undefined,
     owner: ownerMark(statSync("/proc/thread-self/ns/net").ino),
     namespaceOwner: async () => undefined,
     warmUp: async () => undefined,

@@ -18,8 +18,11 @@ export interface NativeNetns {
   createNetns(path: string, sysctls?: readonly (readonly [string, string])[]): Promise<void>;
   /** `ip netns del`: lazy unmount and unlink of `path`; nothing when already gone. */
   deleteNetns(path: string): void;
-  /** One nft script as one transaction via libnftables, in the namespace of `fd` (-1: this one). */
-  nftRun(script: string, fd: number): Promise<void>;
+  /**
+   * One nft script as one transaction via libnftables, in the namespace of
+   * `fd` (-1: this one); resolves with what nft printed (a `list` command's text).
+   */
+  nftRun(script: string, fd: number): Promise<string>;
 }
 
 /** dist/proxyvm/system/native.js → dist/native; proxyvm/system/native.ts (tests) → dist/native */

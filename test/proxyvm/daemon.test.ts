@@ -9,6 +9,23 @@ import t from "tap";
 import { netnsSkipReason, removeNetns, waitFor } from "../helpers/netns.js";
 import { addFakeVm, askUpstream, createTopology, linkIndex, agentStatus as status } from "./topology.js";
 
+/** The kernel's handle of the NAT table in `ns`: a replaced table gets a new one. */
+async function natTableHandle(ns: string): Promise<number | undefined> {
+  const out = await execa("ip", [
+    "netns",
+    "exec",
+    ns,
+    "nft",
+    "-j",
+    "list",
+    "table",
+    "netdev",
+    "qubes-fakeip-nat",
+  ]);
+  const items = (JSON.parse(out.stdout) as { nftables: { table?: { handle: number } }[] }).nftables;
+  return items.find((item) => item.table !== undefined)?.table?.handle;
+}
+
 const V = "10.200.0.10";
 const G = "10.200.0.1";
 const skip = netnsSkipReason();
@@ -36,9 +53,11 @@ t.test("with a daemon, the hook hands the vif over and returns once it converged
     ),
   );
   const index = await linkIndex(topo.proxy, vm.vif);
+  const table = await natTableHandle(`${vm.vif}-nat`);
   daemon.signal("SIGHUP");
   t.ok(await waitFor(() => daemon.log().includes("INFO resynced"), 5000), "SIGHUP: a full resync");
   t.equal(await linkIndex(topo.proxy, vm.vif), index, "which leaves a healthy VM's plumbing alone");
+  t.equal(await natTableHandle(`${vm.vif}-nat`), table, "and its NAT table (same mark: not replaced)");
   t.equal(await askUpstream(vm.ns), "10.137.0.21");
   await daemon.stop("SIGTERM");
   t.equal(await askUpstream(vm.ns), "10.137.0.21", "SIGTERM leaves the data plane in place");

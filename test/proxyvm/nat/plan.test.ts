@@ -5,6 +5,7 @@ import {
   planStructure,
   planTeardown,
   planVif,
+  readNatTableMark,
   renderInsideOp,
   renderStructOp,
   type StructOp,
@@ -101,6 +102,7 @@ t.test("a fake vif gets a namespace with these inside steps and this NAT table",
     `table netdev qubes-fakeip-nat
 delete table netdev qubes-fakeip-nat
 table netdev qubes-fakeip-nat {
+\tcomment "${plan.namespace?.mark}"
 \tchain from-vm {
 \t\ttype filter hook ingress device "vif3.0" priority 0; policy drop;
 \t\tarp operation request arp saddr ip 10.200.0.10 arp daddr ip 10.200.0.1 accept
@@ -116,6 +118,25 @@ table netdev qubes-fakeip-nat {
 }
 `,
   );
+});
+
+t.test("the NAT table carries a mark of its content, the same fresh or replacing", async (t) => {
+  const mark = planVif(fake).namespace?.mark ?? "";
+  t.match(mark, /^qubes-fakeip-nat [0-9a-f]{16}$/);
+  t.equal(planVif(fake, { freshNamespace: true }).namespace?.mark, mark, "fresh: same content, same mark");
+  t.notMatch(
+    planVif(fake, { freshNamespace: true }).namespace?.nft ?? "",
+    "delete table",
+    "fresh: nothing to replace",
+  );
+  const moved = planVif({ ...fake, visible: { ip: "10.200.0.11", gateway: "10.200.0.1" } }).namespace?.mark;
+  t.not(moved, mark, "another visible IP, another mark");
+  t.equal(
+    readNatTableMark(`table netdev qubes-fakeip-nat {\n\tcomment "${mark}"\n\tchain from-vm {\n`),
+    mark,
+    "read back from nft's listing",
+  );
+  t.equal(readNatTableMark("table netdev qubes-fakeip-nat {\n}\n"), undefined);
 });
 
 t.test("a visible gateway equal to the ProxyVM's needs no gateway rewrite", async (t) => {
