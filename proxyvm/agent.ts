@@ -130,10 +130,14 @@ export function createAgent(options: AgentOptions): Agent {
     },
     async resync() {
       await options.notify?.reloading();
-      await reconciler.markAll();
-      await reconciler.whenIdle();
-      await options.notify?.ready();
-      log.info("resynced");
+      try {
+        await reconciler.markAll();
+        await reconciler.whenIdle();
+        log.info("resynced");
+      } finally {
+        // systemd waits for READY=1 after RELOADING=1: it comes whether or not the resync worked
+        await options.notify?.ready();
+      }
     },
     async stop() {
       stopping = true;

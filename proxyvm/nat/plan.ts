@@ -16,7 +16,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
+import { normalizeIPv6, parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
 import type { FakeVif, PlainVif } from "../desired.js";
 import { NAT_TABLE, natNetnsName, OWNED_ALIAS, peerLinkName, XEN_VIF_MAC } from "./names.js";
 
@@ -37,10 +37,15 @@ export type ProxyOp =
 export type InsideOp =
   /** no IPv6 link-local address: the namespace itself must never speak on the VM's link */
   | { readonly op: "addrgenmode-none"; readonly dev: string }
-  | { readonly op: "flush-addrs"; readonly dev: string }
-  | { readonly op: "flush-routes"; readonly dev: string }
+  /**
+   * Flushes remove what is there but not planned; `keep` lists what is
+   * planned (`ADDRESS/PREFIX`, routes `DST/PREFIX`, neighbours `ADDRESS`): a
+   * resync of an unchanged namespace then removes nothing.
+   */
+  | { readonly op: "flush-addrs"; readonly dev: string; readonly keep: readonly string[] }
+  | { readonly op: "flush-routes"; readonly dev: string; readonly keep: readonly string[] }
   /** permanent neighbours only (the ones this planner adds) */
-  | { readonly op: "flush-neighs"; readonly dev: string }
+  | { readonly op: "flush-neighs"; readonly dev: string; readonly keep: readonly string[] }
   | { readonly op: "addr"; readonly dev: string; readonly address: string; readonly prefix: number }
   | { readonly op: "link-up"; readonly dev: string }
   | { readonly op: "route"; readonly dev: string; readonly dst: string; readonly prefix: number }
@@ -178,13 +183,23 @@ export function planInside(d: FakeVif, options: PlanOptions = {}): InsideOp[] {
   // a namespace made by this change holds nothing to flush, and its links
   // inherit addrgenmode none from it (NETNS_SYSCTLS)
   if (options.freshNamespace !== true) {
+    const v6 = d.visible.ip6 !== undefined && d.visible.gateway6 !== undefined;
+    const norm = (address: string) => (address.includes(":") ? normalizeIPv6(address) : address);
+    const vifAddrs = [`${d.visible.gateway}/32`];
+    const routes = [`${d.visible.ip}/32`];
+    const neighs = [d.visible.ip];
+    if (v6 && d.visible.gateway6 !== undefined && d.visible.ip6 !== undefined) {
+      vifAddrs.push(`${norm(d.visible.gateway6)}/128`);
+      routes.push(`${norm(d.visible.ip6)}/128`);
+      neighs.push(norm(d.visible.ip6));
+    }
     ops.push(
       { op: "addrgenmode-none", dev: vif },
       { op: "addrgenmode-none", dev: peer },
-      { op: "flush-addrs", dev: vif },
-      { op: "flush-addrs", dev: peer },
-      { op: "flush-routes", dev: vif },
-      { op: "flush-neighs", dev: vif },
+      { op: "flush-addrs", dev: vif, keep: vifAddrs },
+      { op: "flush-addrs", dev: peer, keep: [`${d.native.ip}/32`] },
+      { op: "flush-routes", dev: vif, keep: routes },
+      { op: "flush-neighs", dev: vif, keep: neighs },
     );
   }
   ops.push(
@@ -211,17 +226,22 @@ export function planInside(d: FakeVif, options: PlanOptions = {}): InsideOp[] {
   return ops;
 }
 
+/** What a flush keeps, as a trailing comment of its `ip` line (`ip` itself cannot say it). */
+function keeping(keep: readonly string[]): string {
+  return keep.length === 0 ? "" : `  # keeping ${keep.join(" ")}`;
+}
+
 /** The `ip` command (run in the namespace, `ip -n NS ...`) doing what one inside operation does. */
 export function renderInsideOp(op: InsideOp): string {
   switch (op.op) {
     case "addrgenmode-none":
       return `link set dev ${op.dev} addrgenmode none`;
     case "flush-addrs":
-      return `addr flush dev ${op.dev}`;
+      return `addr flush dev ${op.dev}${keeping(op.keep)}`;
     case "flush-routes":
-      return `route flush dev ${op.dev}`;
+      return `route flush dev ${op.dev}${keeping(op.keep)}`;
     case "flush-neighs":
-      return `neigh flush dev ${op.dev} nud permanent`;
+      return `neigh flush dev ${op.dev} nud permanent${keeping(op.keep)}`;
     case "addr":
       return `addr add ${op.address}/${op.prefix} dev ${op.dev}${op.address.includes(":") ? " nodad" : ""}`;
     case "link-up":

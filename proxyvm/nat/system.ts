@@ -172,11 +172,11 @@ function insideOp(netlink: NetlinkAdapter, at: number, op: InsideOp): Promise<vo
     case "addrgenmode-none":
       return netlink.setAddrGenModeNone(at);
     case "flush-addrs":
-      return netlink.flushAddresses(at);
+      return netlink.flushAddresses(at, new Set(op.keep));
     case "flush-routes":
-      return netlink.flushRoutes(at);
+      return netlink.flushRoutes(at, new Set(op.keep));
     case "flush-neighs":
-      return netlink.flushPermanentNeighbours(at);
+      return netlink.flushPermanentNeighbours(at, new Set(op.keep));
     case "addr":
       return netlink.replaceAddress(at, op.address, op.prefix);
     case "link-up":
@@ -227,9 +227,9 @@ async function warmUp(native: ReturnType<typeof nativeNetns>): Promise<void> {
         if (w0 !== undefined) await insideA().moveLink(w0.index, fdB);
         await insideOps(b, insideB(), [
           { op: "addrgenmode-none", dev: "w0" },
-          { op: "flush-addrs", dev: "w0" },
-          { op: "flush-routes", dev: "w0" },
-          { op: "flush-neighs", dev: "w0" },
+          { op: "flush-addrs", dev: "w0", keep: ["192.0.2.1/32"] },
+          { op: "flush-routes", dev: "w0", keep: [] },
+          { op: "flush-neighs", dev: "w0", keep: [] },
           { op: "addr", dev: "w0", address: "192.0.2.1", prefix: 32 },
           { op: "link-up", dev: "w0" },
           { op: "link-up", dev: "w0-p" },

@@ -15,7 +15,7 @@ import {
   rt,
 } from "netlink";
 import { SystemError } from "../../shared/errors.js";
-import { isIPv4, parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
+import { formatIPv4, formatIPv6, isIPv4, parseIPv4, parseIPv6 } from "../../shared/net/ip.js";
 import { withNetns } from "./netns.js";
 
 export interface LinkInfo {
@@ -67,12 +67,12 @@ export interface NetlinkAdapter {
   deleteLink(index: number): Promise<void>;
   /** IPv6 address generation mode "none": no link-local address, so the link never speaks IPv6 by itself. */
   setAddrGenModeNone(index: number): Promise<void>;
-  /** Removes every address of the link. */
-  flushAddresses(index: number): Promise<void>;
-  /** Removes every main-table route through the link. */
-  flushRoutes(index: number): Promise<void>;
-  /** Removes the link's permanent neighbour entries. */
-  flushPermanentNeighbours(index: number): Promise<void>;
+  /** Removes every address of the link but those in `keep` (`ADDRESS/PREFIX`, normalised). */
+  flushAddresses(index: number, keep?: ReadonlySet<string>): Promise<void>;
+  /** Removes every main-table route through the link but those in `keep` (`DST/PREFIX`). */
+  flushRoutes(index: number, keep?: ReadonlySet<string>): Promise<void>;
+  /** Removes the link's permanent neighbour entries but those in `keep` (`ADDRESS`). */
+  flushPermanentNeighbours(index: number, keep?: ReadonlySet<string>): Promise<void>;
   /** Calls `onEvent` for every link added, changed or removed; returns the unsubscribe function. */
   watchLinks(onEvent: (event: LinkEvent) => void): () => void;
   close(): void;
@@ -110,6 +110,13 @@ function addressBytes(address: string): { family: number; bytes: Buffer } {
   bytes.writeBigUInt64BE(value >> 64n, 0);
   bytes.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
   return { family: AF_INET6, bytes };
+}
+
+/** The text form of an address in netlink bytes (4 or 16); IPv6 as `normalizeIPv6` writes it. */
+function addressText(bytes: Buffer | undefined): string | undefined {
+  if (bytes?.length === 4) return formatIPv4(bytes.readUInt32BE(0));
+  if (bytes?.length === 16) return formatIPv6((bytes.readBigUInt64BE(0) << 64n) | bytes.readBigUInt64BE(8));
+  return undefined;
 }
 
 function macBytes(mac: string): Buffer {
@@ -230,6 +237,21 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
   // Every socket is created in the namespace (its namespace is fixed at creation).
   const inNamespace = <T>(make: () => T): T => withNetns(options.netnsFd, make);
   const socket: RtNetlinkSocket = inNamespace(() => createRtNetlink());
+  /**
+   * A dump runs on a socket of its own: the kernel answers a request sent
+   * while a dump on the same socket is still being read in between the dump's
+   * parts, and the package then fails the dump ("Multipart message not
+   * terminated properly"; seen with 50 vifs: a SIGHUP's link listing beside a
+   * link-event resync).
+   */
+  const dump = async <T>(what: string, request: (dumper: RtNetlinkSocket) => Promise<T>): Promise<T> => {
+    const dumper = inNamespace(() => createRtNetlink({ recvBufferSize: 1 << 20, sendBufferSize: 1 << 12 }));
+    try {
+      return await attempt(what, () => request(dumper));
+    } finally {
+      dumper.socket.close();
+    }
+  };
   let watcher: RtNetlinkSocket | undefined;
   let netfilter: NetlinkSocket | undefined;
   return {
@@ -279,7 +301,7 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
       }
     },
     async listLinks() {
-      return (await attempt("list links", () => socket.getLinks())).map(toLinkInfo);
+      return (await dump("list links", (dumper) => dumper.getLinks())).map(toLinkInfo);
     },
     async setLinkUp(index) {
       await attempt(`set link ${index} up`, () =>
@@ -370,11 +392,13 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
         socket.setLink({ index }, { afSpec: new Map([[AF_INET6, mode]]) }),
       );
     },
-    async flushAddresses(index) {
-      const all = await attempt("list addresses", () => socket.getAddresses());
+    async flushAddresses(index, keep) {
+      const all = await dump("list addresses", (dumper) => dumper.getAddresses());
       for (const message of all) {
         const { family, prefixlen } = message.data;
         if (message.data.index !== index || family === undefined || prefixlen === undefined) continue;
+        const text = addressText(message.attrs.local ?? message.attrs.address);
+        if (text !== undefined && keep?.has(`${text}/${prefixlen}`)) continue;
         const attrs: rt.AddressAttrs = {};
         if (message.attrs.local !== undefined) attrs.local = message.attrs.local;
         if (message.attrs.address !== undefined) attrs.address = message.attrs.address;
@@ -383,13 +407,15 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
         );
       }
     },
-    async flushRoutes(index) {
+    async flushRoutes(index, keep) {
       for (const family of [AF_INET, AF_INET6]) {
-        const all = await attempt("list routes", () => socket.getRoutes({ family }));
+        const all = await dump("list routes", (dumper) => dumper.getRoutes({ family }));
         for (const message of all) {
           if (message.attrs.oif !== index || (message.attrs.table ?? message.data.table) !== RT_TABLE_MAIN)
             continue;
           if (message.data.type !== undefined && message.data.type !== "UNICAST") continue;
+          const dst = addressText(message.attrs.dst);
+          if (dst !== undefined && keep?.has(`${dst}/${message.data.dstLen ?? 0}`)) continue;
           const attrs: rt.RouteAttrs = { oif: index };
           if (message.attrs.dst !== undefined) attrs.dst = message.attrs.dst;
           await removing(`remove a route of link ${index}`, () =>
@@ -398,13 +424,15 @@ export function openNetlink(options: OpenNetlinkOptions = {}): NetlinkAdapter {
         }
       }
     },
-    async flushPermanentNeighbours(index) {
+    async flushPermanentNeighbours(index, keep) {
       for (const family of [AF_INET, AF_INET6]) {
-        const all = await attempt("list neighbours", () => socket.getNeighbors({ family }));
+        const all = await dump("list neighbours", (dumper) => dumper.getNeighbors({ family }));
         for (const message of all) {
           const dst = message.attrs.dst;
           if (message.data.ifindex !== index || message.data.state?.permanent !== true || dst === undefined)
             continue;
+          const text = addressText(dst);
+          if (text !== undefined && keep?.has(text)) continue;
           await removing(`remove a neighbour of link ${index}`, () =>
             socket.delNeighbor({ family, ifindex: index }, { dst }),
           );

@@ -86,10 +86,10 @@ t.test("a fake vif gets a namespace with these inside steps and this NAT table",
   t.same(plan.namespace?.inside.map(renderInsideOp), [
     "link set dev vif3.0 addrgenmode none",
     "link set dev vif3.0-p addrgenmode none",
-    "addr flush dev vif3.0",
-    "addr flush dev vif3.0-p",
-    "route flush dev vif3.0",
-    "neigh flush dev vif3.0 nud permanent",
+    "addr flush dev vif3.0  # keeping 10.200.0.1/32",
+    "addr flush dev vif3.0-p  # keeping 10.137.0.5/32",
+    "route flush dev vif3.0  # keeping 10.200.0.10/32",
+    "neigh flush dev vif3.0 nud permanent  # keeping 10.200.0.10",
     "addr add 10.200.0.1/32 dev vif3.0",
     "addr add 10.137.0.5/32 dev vif3.0-p",
     "link set dev vif3.0 up",
@@ -159,6 +159,16 @@ t.test(
     ]) {
       t.match(nft, `\t\t${line}\n`, line);
     }
+    const inside6 = planVif({
+      ...fake6,
+      visible: { ...fake6.visible, ip6: "FD00:0:0::10", gateway6: "fd00:0::1" },
+    }).namespace?.inside.map(renderInsideOp);
+    t.ok(
+      inside6?.includes("addr flush dev vif3.0  # keeping 10.200.0.1/32 fd00::1/128") &&
+        inside6.includes("route flush dev vif3.0  # keeping 10.200.0.10/32 fd00::10/128") &&
+        inside6.includes("neigh flush dev vif3.0 nud permanent  # keeping 10.200.0.10 fd00::10"),
+      "a flush keeps the planned IPv6 entries, in the kernel's canonical text",
+    );
     t.ok(
       planVif(fake6).namespace?.inside.map(renderInsideOp).includes("addr add fd00::1/128 dev vif3.0 nodad"),
       "the gateway's IPv6 address",
