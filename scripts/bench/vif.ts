@@ -7,8 +7,9 @@
  * one `ip link set DEV netns NS` move of a fresh veth end, the one kernel
  * operation the design cannot avoid (the median of up to 18 moves: before the
  * bring-up, between vifs and after the teardown, as the machine drifts). Also the daemon's resident memory with
- * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200] [--repeat N]`
- * (`--repeat`: N rounds of each size, each with a fresh agent, and their medians).
+ * the most vifs. Run as root: `node dist/scripts/bench/vif.js [1,50,200] [--repeat N] [--sighup]`
+ * (`--repeat`: N rounds of each size, each with a fresh agent, and their medians;
+ * `--sighup`: also the time of a full resync (SIGHUP) with all vifs up).
  * Every namespace it makes is named uniquely and removed at the end.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -59,14 +60,19 @@ async function measureFloor(proxy: string, target: string, samples: number): Pro
   return ms;
 }
 
-function waitReady(child: ChildProcess): Promise<void> {
+/** Resolves when the agent's log shows `line` `times` times in all (the log is read as it comes). */
+function waitLog(child: ChildProcess, line: string, times = 1): Promise<void> {
   return new Promise((ok, fail) => {
     let log = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       log += chunk.toString();
-      if (log.includes("INFO ready")) ok();
-    });
-    child.once("exit", () => fail(new Error(`Cannot start the agent: ${log}`)));
+      if (log.split(line).length - 1 >= times) {
+        child.stderr?.off("data", onData);
+        ok();
+      }
+    };
+    child.stderr?.on("data", onData);
+    child.once("exit", () => fail(new Error(`Cannot run the agent: ${log}`)));
   });
 }
 
@@ -88,9 +94,11 @@ interface Round {
   upMs: number;
   downMs: number;
   rssKiB: number;
+  /** `--sighup`: time from SIGHUP with all vifs up until the agent logged "resynced" */
+  resyncMs?: number;
 }
 
-async function round(count: number): Promise<Round> {
+async function round(count: number, sighup: boolean): Promise<Round> {
   const proxy = await netns(`bpx${tag}`);
   const vms = await netns(`bvm${tag}`);
   const floorNs = await netns(`bfl${tag}`);
@@ -135,7 +143,7 @@ async function round(count: number): Promise<Round> {
       ],
       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, QUBES_FAKEIP_LOG: "info" } },
     );
-    await waitReady(agent);
+    await waitLog(agent, "INFO ready");
     // The machine drifts: floor samples before, between the vifs (outside their
     // timing) and after, so the floor and the bring-up see the same machine.
     const floor = await measureFloor(proxy, floorNs, FLOOR_SAMPLES);
@@ -155,6 +163,14 @@ async function round(count: number): Promise<Round> {
       upMs += performance.now() - began;
       if (reply?.ok !== true) throw new Error(`Cannot bring up ${v.vif}: ${reply?.error ?? "no daemon"}`);
     }
+    let resyncMs: number | undefined;
+    if (sighup) {
+      const resynced = waitLog(agent, "INFO resynced");
+      const began = performance.now();
+      agent.kill("SIGHUP");
+      await resynced;
+      resyncMs = performance.now() - began;
+    }
     const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
     const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
 
@@ -171,7 +187,9 @@ async function round(count: number): Promise<Round> {
     const downMs = performance.now() - start;
     floor.push(...(await measureFloor(proxy, floorNs, FLOOR_SAMPLES)));
     const floorMs = median(floor);
-    return { count, floorMs, upMs, downMs, rssKiB };
+    return resyncMs === undefined
+      ? { count, floorMs, upMs, downMs, rssKiB }
+      : { count, floorMs, upMs, downMs, rssKiB, resyncMs };
   } finally {
     agent?.kill("SIGKILL");
     db.kill("SIGKILL");
@@ -185,6 +203,9 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error("Cannot run the vif bench: it needs root (network namespaces)");
   const args = process.argv.slice(2);
+  const sighupAt = args.indexOf("--sighup");
+  const sighup = sighupAt >= 0;
+  if (sighup) args.splice(sighupAt, 1);
   const repeatAt = args.indexOf("--repeat");
   const repeat = repeatAt < 0 ? 1 : Number(args.splice(repeatAt, 2)[1]);
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat needs a whole number of rounds");
@@ -199,12 +220,13 @@ async function main(): Promise<void> {
     const ratios: number[] = [];
     const downs: number[] = [];
     for (let i = 0; i < repeat; i++) {
-      const r = await round(count);
+      const r = await round(count, sighup);
       ratios.push(r.upMs / count / r.floorMs);
       downs.push(r.downMs / count);
       rows.push(
         `| ${count} | ${f(r.floorMs)} | ${f(r.upMs)} | ${f(r.upMs / count)} | ${(r.upMs / count / r.floorMs).toFixed(2)} | ${f(r.downMs)} | ${f(r.downMs / count)} | ${(r.rssKiB / 1024).toFixed(1)} MiB |`,
       );
+      if (r.resyncMs !== undefined) summary.push(`${count} vifs: SIGHUP resync ${f(r.resyncMs)}`);
       process.stderr.write(`${rows.at(-1)}\n`);
     }
     if (repeat > 1) {
