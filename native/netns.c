@@ -350,6 +350,23 @@ static napi_value start(napi_env env, job_t *job, napi_async_execute_callback ex
   return promise;
 }
 
+/* The first argument, a required string; NULL (and a thrown error) when absent or not one. */
+static char *required_string(napi_env env, size_t argc, napi_value *argv, const char *what) {
+  if (argc < 1) {
+    char message[128];
+    snprintf(message, sizeof message, "%s is required", what);
+    napi_throw_type_error(env, NULL, message);
+    return NULL;
+  }
+  return string_arg(env, argv[0], what);
+}
+
+static job_t *new_job(napi_env env) {
+  job_t *job = calloc(1, sizeof *job);
+  if (job == NULL) napi_throw_error(env, NULL, "out of memory");
+  return job;
+}
+
 static void free_job(job_t *job) {
   free(job->path);
   for (size_t i = 0; i < job->sysctl_count; i++) {
@@ -363,12 +380,13 @@ static napi_value js_create_netns(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char *path = argc < 1 ? NULL : string_arg(env, argv[0], "path");
-  if (path == NULL) {
-    if (argc < 1) napi_throw_type_error(env, NULL, "createNetns: path is required");
+  char *path = required_string(env, argc, argv, "createNetns: path");
+  if (path == NULL) return NULL;
+  job_t *job = new_job(env);
+  if (job == NULL) {
+    free(path);
     return NULL;
   }
-  job_t *job = calloc(1, sizeof *job);
   job->path = path;
   job->fd = -1;
   bool is_array = false;
@@ -412,11 +430,8 @@ static napi_value js_delete_netns(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char *path = argc < 1 ? NULL : string_arg(env, argv[0], "path");
-  if (path == NULL) {
-    if (argc < 1) napi_throw_type_error(env, NULL, "deleteNetns: path is required");
-    return NULL;
-  }
+  char *path = required_string(env, argc, argv, "deleteNetns: path");
+  if (path == NULL) return NULL;
   /* EINVAL: not a mount point (a file left by an interrupted create); ENOENT: already gone */
   if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     napi_value result = throw_errno(env, "unmount network namespace", path, errno);
@@ -436,18 +451,19 @@ static napi_value js_nft_run(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char *script = argc < 1 ? NULL : string_arg(env, argv[0], "script");
-  if (script == NULL) {
-    if (argc < 1) napi_throw_type_error(env, NULL, "nftRun: script is required");
-    return NULL;
-  }
+  char *script = required_string(env, argc, argv, "nftRun: script");
+  if (script == NULL) return NULL;
   int32_t fd = -1;
   if (argc >= 2 && napi_get_value_int32(env, argv[1], &fd) != napi_ok) {
     free(script);
     napi_throw_type_error(env, NULL, "nftRun: fd must be an integer");
     return NULL;
   }
-  job_t *job = calloc(1, sizeof *job);
+  job_t *job = new_job(env);
+  if (job == NULL) {
+    free(script);
+    return NULL;
+  }
   job->script = script;
   job->fd = fd;
   return start(env, job, nft_execute, "qubes-fakeip:nftRun");

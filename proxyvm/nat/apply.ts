@@ -121,10 +121,9 @@ export async function applyVif(
     steps.push(sys.inside(ns.name, ns.inside), table);
   }
   steps.push(applyProxyOps(sys, desired, plan.proxyvm));
-  const results = await Promise.allSettled(steps);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed !== undefined) {
-    const error: unknown = failed.reason;
+  try {
+    await firstFailure(steps);
+  } catch (error) {
     // Xen's vif vanished inside the namespace (the VM is gone) between our look and this step.
     if (error instanceof Error && error.message.includes(`Cannot find device "${vif}"`)) {
       await removeVif(sys, allow, vif, desired.native);

@@ -124,6 +124,14 @@ export async function firstFailure(sent: readonly Promise<unknown>[]): Promise<v
   if (failed !== undefined) throw failed.reason;
 }
 
+/** Structural operations sent to the kernel in runs (see `structure`). */
+type RunOp = Extract<StructOp, { op: "move-in" | "veth" }>;
+
+/** This ProxyVM's owner mark: the inode of the agent's own network namespace. */
+function ownMark(): string {
+  return ownerMark(statSync("/proc/thread-self/ns/net").ino);
+}
+
 /** Opens the named namespace for the length of `use`: its fd and, on demand, a netlink adapter inside it. */
 async function inNamespace<T>(
   netns: string,
@@ -267,8 +275,19 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       throw new SystemError(`Cannot apply nft script: ${(error as Error).message}`, { cause: error });
     }
   };
+  /** The request of an operation sent in a run (see `structure`), given its namespace's fd. */
+  const runRequest = (op: RunOp, fd: number): Promise<void> =>
+    op.op === "move-in"
+      ? netlink.moveLinkByName(op.dev, fd)
+      : netlink.createVeth({
+          name: op.peer,
+          mac: op.peerMac,
+          peer: op.dev,
+          peerMac: op.mac,
+          peerNetnsFd: fd,
+        });
   /** The structural operations that are not sent in runs (see `structure`). */
-  const structureOp = async (op: StructOp): Promise<void> => {
+  const structureOp = async (op: Exclude<StructOp, RunOp>): Promise<void> => {
     switch (op.op) {
       case "netns-add":
         await createNetns(op.netns, op.sysctls);
@@ -288,20 +307,6 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
         if (link !== undefined) await netlink.deleteLink(link.index);
         return;
       }
-      case "move-in":
-        await inNamespace(op.netns, (fd) => netlink.moveLinkByName(op.dev, fd));
-        return;
-      case "veth":
-        await inNamespace(op.netns, (fd) =>
-          netlink.createVeth({
-            name: op.peer,
-            mac: op.peerMac,
-            peer: op.dev,
-            peerMac: op.mac,
-            peerNetnsFd: fd,
-          }),
-        );
-        return;
       case "alias":
         await netlink.setAliasByName(op.dev, op.alias);
         return;
@@ -322,10 +327,10 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       // refused, it would mark Xen's own vif as ours.
       let run: Promise<void>[] = [];
       let fds: number[] = [];
-      const send = (request: (fd: number) => Promise<void>, netns: string) => {
-        const fd = openNetnsFd(netns);
+      const send = (op: RunOp) => {
+        const fd = openNetnsFd(op.netns);
         fds.push(fd);
-        run.push(request(fd));
+        run.push(runRequest(op, fd));
       };
       const wait = async () => {
         try {
@@ -338,22 +343,8 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       };
       try {
         for (const op of ops) {
-          if (op.op === "move-in") {
-            send((fd) => netlink.moveLinkByName(op.dev, fd), op.netns);
-            continue;
-          }
-          if (op.op === "veth") {
-            send(
-              (fd) =>
-                netlink.createVeth({
-                  name: op.peer,
-                  mac: op.peerMac,
-                  peer: op.dev,
-                  peerMac: op.mac,
-                  peerNetnsFd: fd,
-                }),
-              op.netns,
-            );
+          if (op.op === "move-in" || op.op === "veth") {
+            send(op);
             continue;
           }
           await wait();
@@ -392,7 +383,7 @@ export function createKernelSystem(netlink: NetlinkAdapter): NatSystem {
       const batch = encodeIcmpInnerBatch(ANTISPOOF_TABLE, ICMP_INNER_CHAIN, ICMP_SETS, nextSeq());
       return netlink.sendNfTablesBatch(batch.bytes, batch.ruleSeqs);
     },
-    owner: ownerMark(statSync("/proc/thread-self/ns/net").ino),
+    owner: ownMark(),
     async namespaceOwner(netns) {
       try {
         return await inNamespace(netns, async (_fd, inside) => (await inside().getLink("lo"))?.alias);
@@ -454,7 +445,7 @@ export function createDryRunSystem(
     },
     watchLinkRemoval: () => ({ close() {} }),
     natTableMark: async () => undefined,
-    owner: ownerMark(statSync("/proc/thread-self/ns/net").ino),
+    owner: ownMark(),
     namespaceOwner: async () => undefined,
     warmUp: async () => undefined,
     pid: process.pid,
